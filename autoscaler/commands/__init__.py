@@ -1,0 +1,1 @@
+"""One module per ``llm-autoscaler`` sub-command (see :mod:`autoscaler.cli`)."""
