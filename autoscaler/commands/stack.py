@@ -18,6 +18,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--state-dir", type=Path, default=default_state_dir(), help="where state, PKI and logs live (default: %(default)s)")
     p.add_argument("--nodes", type=int, default=2, help="fake GPU nodes (up)")
     p.add_argument("--gpus-per-node", type=int, default=8, help="GPUs per fake node (up)")
+    p.add_argument("--pod-net", type=int, default=1, help="pods get 127.<pod-net>.<node>.x addresses (up; two stacks need two values)")
     p.add_argument("--scrape-interval", default="2s", help="Prometheus scrape interval (up)")
     p.add_argument("--profile", default="tiny-test", help="default replica profile of simulated pods (up)")
     p.add_argument("--cold-start", type=float, default=None, help="cold start of simulated pods, seconds (up; default: the profile's)")
@@ -32,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     fleet_args = [f"--profile={args.profile}"]
     if args.cold_start is not None:
         fleet_args.append(f"--cold-start={args.cold_start}")
-    cfg = StackConfig(state_dir=args.state_dir, nodes=args.nodes, gpus_per_node=args.gpus_per_node,
+    cfg = StackConfig(state_dir=args.state_dir, nodes=args.nodes, gpus_per_node=args.gpus_per_node, pod_net=args.pod_net,
                       scrape_interval=args.scrape_interval, fleet_args=fleet_args)
     try:
         asyncio.run(Stack(cfg).up())

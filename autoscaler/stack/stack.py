@@ -54,6 +54,8 @@ class StackConfig:
     state_dir: Path = field(default_factory=default_state_dir)
     nodes: int = 2
     gpus_per_node: int = 8
+    pod_net: int = 1
+    """Node i gets pod CIDR 127.<pod_net>.<i+1>.0/24: two stacks on one machine need two values."""
     scrape_interval: str = "2s"
     hpa_sync_period: str = "2s"
     fleet: bool = True
@@ -269,7 +271,7 @@ class Stack:
                                    "nvidia.com/gpu.count": str(c.gpus_per_node)},
                         "annotations": {"kwok.x-k8s.io/node": "fake"},
                     },
-                    "spec": {"podCIDR": f"127.1.{i + 1}.0/24", "podCIDRs": [f"127.1.{i + 1}.0/24"]},
+                    "spec": {"podCIDR": f"127.{c.pod_net}.{i + 1}.0/24", "podCIDRs": [f"127.{c.pod_net}.{i + 1}.0/24"]},
                     "status": {"capacity": resources, "allocatable": resources},
                 })
             await core.create_namespace({"metadata": {"name": DCGM_NAMESPACE}})
