@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,7 +28,7 @@ class Sample:
         return math.isfinite(self.value) and (now - self.at) <= max_age
 
 
-class Signal(str, Enum):
+class Signal(StrEnum):
     """The per-pod signals an autoscaler reads. Values are the snapshot field names."""
 
     QUEUE_DEPTH = "queue_depth"  # vllm:num_requests_waiting, requests

@@ -27,7 +27,7 @@ class GpuHolder:
 
 
 def gpu_uuid(node: str, index: int) -> str:
-    h = hashlib.sha1(f"{node}/{index}".encode()).hexdigest()  # noqa: S324 - an id, not security
+    h = hashlib.sha1(f"{node}/{index}".encode()).hexdigest()
     return f"GPU-{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}"
 
 
@@ -50,7 +50,8 @@ def render(node: str, gpus: int, model: str, holders: dict[int, GpuHolder]) -> s
     rows: list[tuple[str, dict[str, float]]] = []
     for i in range(gpus):
         labels = (
-            f'gpu="{i}",UUID="{gpu_uuid(node, i)}",pci_bus_id="00000000:{0x18 + i * 0x10:02X}:00.0",'
+            f'gpu="{i}",UUID="{gpu_uuid(node, i)}",'
+            f'pci_bus_id="00000000:{0x18 + i * 0x10:02X}:00.0",'
             f'device="nvidia{i}",modelName="{_esc(model)}",Hostname="{_esc(node)}",DCGM_FI_DRIVER_VERSION="{DRIVER}"'
         )
         h = holders.get(i)
@@ -59,7 +60,10 @@ def render(node: str, gpus: int, model: str, holders: dict[int, GpuHolder]) -> s
         else:
             util = h.utilization()
             used = round(FB_TOTAL_MIB * 0.9)  # vLLM preallocates gpu_memory_utilization=0.9
-            labels += f',container="{_esc(h.container)}",namespace="{_esc(h.namespace)}",pod="{_esc(h.pod)}",pod_uid=""'
+            labels += (
+                f',container="{_esc(h.container)}",namespace="{_esc(h.namespace)}",'
+                f'pod="{_esc(h.pod)}",pod_uid=""'
+            )
         values = {
             "DCGM_FI_DEV_GPU_UTIL": float(round(util)),
             "DCGM_FI_DEV_FB_FREE": float(FB_TOTAL_MIB - used),
@@ -74,11 +78,20 @@ def render(node: str, gpus: int, model: str, holders: dict[int, GpuHolder]) -> s
         out.append(f"# HELP {name} {doc}\n# TYPE {name} {kind}\n")
         for labels, values in rows:
             v = values[name]
-            out.append(f"{name}{{{labels}}} {int(v) if v.is_integer() and name != 'DCGM_FI_PROF_GR_ENGINE_ACTIVE' else f'{v:.6f}'}\n")
+            out.append(f"{name}{{{labels}}} {_fmt(name, v)}\n")
     return "".join(out)
 
 
-def app(node: str, gpus: int, model: str, holders: Callable[[], dict[int, GpuHolder]]) -> web.Application:
+def _fmt(name: str, v: float) -> str:
+    """Integers as dcgm-exporter prints them, ratios with 6 decimals."""
+    if v.is_integer() and not name.startswith("DCGM_FI_PROF_"):
+        return str(int(v))
+    return f"{v:.6f}"
+
+
+def app(
+    node: str, gpus: int, model: str, holders: Callable[[], dict[int, GpuHolder]]
+) -> web.Application:
     async def metrics(_: web.Request) -> web.Response:
         return web.Response(text=render(node, gpus, model, holders()), content_type="text/plain")
 

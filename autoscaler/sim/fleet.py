@@ -65,8 +65,16 @@ class SimPod:
 
 
 class Fleet:
-    def __init__(self, kubeconfig: Path, *, default_profile: str, cold_start: float | None, gpus_per_node: int, seed: int,
-                 sd_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        kubeconfig: Path,
+        *,
+        default_profile: str,
+        cold_start: float | None,
+        gpus_per_node: int,
+        seed: int,
+        sd_dir: Path | None = None,
+    ) -> None:
         self.kubeconfig = kubeconfig
         self.sd_dir = sd_dir
         self.default_profile = default_profile
@@ -96,7 +104,11 @@ class Fleet:
                             await self.remove(uid)
                     rv = pods.metadata.resource_version
                     w = watch.Watch()
-                    async with w.stream(self.core.list_pod_for_all_namespaces, resource_version=rv, timeout_seconds=300) as stream:
+                    async with w.stream(
+                        self.core.list_pod_for_all_namespaces,
+                        resource_version=rv,
+                        timeout_seconds=300,
+                    ) as stream:
                         async for ev in stream:
                             obj = ev["object"]
                             if ev["type"] == "DELETED":
@@ -107,7 +119,7 @@ class Fleet:
                     if e.status != 410:
                         log.warning("pod watch failed (%s); relisting in 1s", e.reason)
                         await asyncio.sleep(1)
-                except (OSError, asyncio.TimeoutError) as e:
+                except (TimeoutError, OSError) as e:
                     log.warning("apiserver unreachable (%s); retrying in 1s", e)
                     await asyncio.sleep(1)
 
@@ -128,30 +140,61 @@ class Fleet:
             if ann.get(READY_ANNOTATION) != "true":
                 await self._mark_ready(md.namespace, md.name)
             return
-        sp = SimPod(md.namespace, md.name, uid, st.pod_ip, port, kind, spec.node_name or "",
-                    path=ann.get("prometheus.kserve.io/path", "/metrics"), isvc=labels.get(ISVC_LABEL))
+        sp = SimPod(
+            md.namespace,
+            md.name,
+            uid,
+            st.pod_ip,
+            port,
+            kind,
+            spec.node_name or "",
+            path=ann.get("prometheus.kserve.io/path", "/metrics"),
+            isvc=labels.get(ISVC_LABEL),
+        )
         self.pods[uid] = sp
         self._write_sd()
-        sp.task = asyncio.get_running_loop().create_task(self._bring_up(sp, pod), name=f"pod {md.namespace}/{md.name}")
+        sp.task = asyncio.get_running_loop().create_task(
+            self._bring_up(sp, pod), name=f"pod {md.namespace}/{md.name}"
+        )
 
     async def _bring_up(self, sp: SimPod, pod: Any) -> None:
         ann = pod.metadata.annotations or {}
         try:
             if sp.kind == "vllm":
-                profile = get_profile(ann.get("sim.llm-autoscaler.io/profile", self.default_profile))
+                profile = get_profile(
+                    ann.get("sim.llm-autoscaler.io/profile", self.default_profile)
+                )
                 sp.gpus = self._allocate_gpus(sp, _gpu_request(pod.spec) or profile.gpus)
                 if "sim.llm-autoscaler.io/cold-start-seconds" in ann:
                     delay = float(ann["sim.llm-autoscaler.io/cold-start-seconds"])
                 else:
-                    delay = self.cold_start if self.cold_start is not None else profile.cold_start_s(self.rng)
-                log.info("%s/%s: cold start %.1fs (profile %s, GPUs %s on %s)", sp.namespace, sp.name, delay, profile.name, sp.gpus, sp.node)
+                    delay = (
+                        self.cold_start
+                        if self.cold_start is not None
+                        else profile.cold_start_s(self.rng)
+                    )
+                log.info(
+                    "%s/%s: cold start %.1fs (profile %s, GPUs %s on %s)",
+                    sp.namespace,
+                    sp.name,
+                    delay,
+                    profile.name,
+                    sp.gpus,
+                    sp.node,
+                )
                 await asyncio.sleep(delay)
-                sp.sim = SimulatedVllm(profile, _model_name(pod), metrics_style=ann.get("sim.llm-autoscaler.io/vllm-metrics", "v1"))
+                sp.sim = SimulatedVllm(
+                    profile,
+                    _model_name(pod),
+                    metrics_style=ann.get("sim.llm-autoscaler.io/vllm-metrics", "v1"),
+                )
                 sp.sim.start()
                 app = sp.sim.app()
             else:
                 node = sp.node
-                app = dcgm.app(node, self.gpus_per_node, "NVIDIA H100 80GB HBM3", lambda: self._holders(node))
+                app = dcgm.app(
+                    node, self.gpus_per_node, "NVIDIA H100 80GB HBM3", lambda: self._holders(node)
+                )
             sp.runner = web.AppRunner(app, access_log=None)
             await sp.runner.setup()
             await web.TCPSite(sp.runner, sp.ip, sp.port, reuse_address=True).start()
@@ -162,13 +205,17 @@ class Fleet:
             raise
         except Exception as e:  # one pod's failure must not stop the fleet
             sp.state, sp.error = "failed", f"{type(e).__name__}: {e}"
-            log.error("%s/%s: cannot serve on %s:%d: %s", sp.namespace, sp.name, sp.ip, sp.port, sp.error)
+            log.error(
+                "%s/%s: cannot serve on %s:%d: %s", sp.namespace, sp.name, sp.ip, sp.port, sp.error
+            )
 
     async def _mark_ready(self, namespace: str, name: str) -> None:
         from kubernetes_asyncio.client.exceptions import ApiException
 
         with contextlib.suppress(ApiException):
-            await self.core.patch_namespaced_pod(name, namespace, {"metadata": {"annotations": {READY_ANNOTATION: "true"}}})
+            await self.core.patch_namespaced_pod(
+                name, namespace, {"metadata": {"annotations": {READY_ANNOTATION: "true"}}}
+            )
 
     async def remove(self, uid: str) -> None:
         sp = self.pods.pop(uid, None)
@@ -189,14 +236,22 @@ class Fleet:
         log.info("%s/%s: stopped", sp.namespace, sp.name)
 
     def _write_sd(self) -> None:
-        """Keep Prometheus' file_sd lists in sync with the pods (see autoscaler.stack.prometheus)."""
+        """Keep Prometheus' file_sd lists in sync with the pods (autoscaler.stack.prometheus)."""
         if self.sd_dir is None:
             return
         for kind in ("vllm", "dcgm"):
             targets = [
-                prom_config.pod_target(ip=p.ip, port=p.port, namespace=p.namespace, pod=p.name, node=p.node,
-                                       path=p.path, isvc=p.isvc)
-                for p in sorted(self.pods.values(), key=lambda p: (p.namespace, p.name)) if p.kind == kind
+                prom_config.pod_target(
+                    ip=p.ip,
+                    port=p.port,
+                    namespace=p.namespace,
+                    pod=p.name,
+                    node=p.node,
+                    path=p.path,
+                    isvc=p.isvc,
+                )
+                for p in sorted(self.pods.values(), key=lambda p: (p.namespace, p.name))
+                if p.kind == kind
             ]
             prom_config.write_targets(self.sd_dir / f"{kind}.json", targets)
 
@@ -209,13 +264,14 @@ class Fleet:
         return got
 
     def _holders(self, node: str) -> dict[int, dcgm.GpuHolder]:
-        out = {}
+        out: dict[int, dcgm.GpuHolder] = {}
         for (n, g), uid in self.gpu_owner.items():
             sp = self.pods.get(uid)
             if n != node or sp is None:
                 continue
-            sim = sp.sim
-            out[g] = dcgm.GpuHolder(sp.namespace, sp.name, "kserve-container", (lambda s=sim: s.gpu_utilization() if s else 0.0))
+            # A pod still cold-starting holds its GPUs (memory loading) at 0 % utilization.
+            util = sp.sim.gpu_utilization if sp.sim else (lambda: 0.0)
+            out[g] = dcgm.GpuHolder(sp.namespace, sp.name, "kserve-container", util)
         return out
 
     # ---------------------------------------------------------------- control API
@@ -224,13 +280,24 @@ class Fleet:
             return web.Response(text="ok")
 
         async def pods(_: web.Request) -> web.Response:
-            return web.json_response([
-                {"namespace": p.namespace, "pod": p.name, "kind": p.kind, "ip": p.ip, "port": p.port, "node": p.node,
-                 "gpus": p.gpus, "state": p.state, "error": p.error,
-                 "waiting": p.sim.replica.num_waiting if p.sim else None,
-                 "running": p.sim.replica.num_running if p.sim else None}
-                for p in self.pods.values()
-            ])
+            return web.json_response(
+                [
+                    {
+                        "namespace": p.namespace,
+                        "pod": p.name,
+                        "kind": p.kind,
+                        "ip": p.ip,
+                        "port": p.port,
+                        "node": p.node,
+                        "gpus": p.gpus,
+                        "state": p.state,
+                        "error": p.error,
+                        "waiting": p.sim.replica.num_waiting if p.sim else None,
+                        "running": p.sim.replica.num_running if p.sim else None,
+                    }
+                    for p in self.pods.values()
+                ]
+            )
 
         async def queue(req: web.Request) -> web.Response:
             ns, name = req.match_info["ns"], req.match_info["pod"]
@@ -282,9 +349,14 @@ def _model_name(pod: Any) -> str:
 
 
 async def _main(args: argparse.Namespace) -> None:
-    fleet = Fleet(Path(args.kubeconfig), default_profile=args.profile, cold_start=args.cold_start,
-                  gpus_per_node=args.gpus_per_node, seed=args.seed,
-                  sd_dir=Path(args.prometheus_sd_dir) if args.prometheus_sd_dir else None)
+    fleet = Fleet(
+        Path(args.kubeconfig),
+        default_profile=args.profile,
+        cold_start=args.cold_start,
+        gpus_per_node=args.gpus_per_node,
+        seed=args.seed,
+        sd_dir=Path(args.prometheus_sd_dir) if args.prometheus_sd_dir else None,
+    )
     host, _, port = args.listen.rpartition(":")
     runner = web.AppRunner(fleet.control_app(), access_log=None)
     await runner.setup()
@@ -304,16 +376,27 @@ async def _main(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m autoscaler.sim.fleet", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(
+        prog="python -m autoscaler.sim.fleet", description=__doc__.split("\n\n")[0]
+    )
     p.add_argument("--kubeconfig", required=True)
     p.add_argument("--listen", default="127.0.0.1:18080", help="control address (healthz, pods)")
     p.add_argument("--profile", default="tiny-test", help="default replica profile")
-    p.add_argument("--cold-start", type=float, default=None, help="cold start seconds (default: drawn from the profile)")
+    p.add_argument(
+        "--cold-start",
+        type=float,
+        default=None,
+        help="cold start seconds (default: drawn from the profile)",
+    )
     p.add_argument("--gpus-per-node", type=int, default=8)
     p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--prometheus-sd-dir", default=None, help="write Prometheus file_sd target lists here")
+    p.add_argument(
+        "--prometheus-sd-dir", default=None, help="write Prometheus file_sd target lists here"
+    )
     args = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     asyncio.run(_main(args))
 
 

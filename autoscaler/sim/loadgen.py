@@ -47,10 +47,13 @@ class Result:
     error: str | None = None
 
 
-def poisson_arrivals(rate: float, duration: float, prompt_tokens: int, output_tokens: int, seed: int = 1) -> list[Arrival]:
+def poisson_arrivals(
+    rate: float, duration: float, prompt_tokens: int, output_tokens: int, seed: int = 1
+) -> list[Arrival]:
     """Poisson arrivals at ``rate`` req/s for ``duration`` seconds with fixed token counts."""
     rng = random.Random(seed)
-    out, t = [], 0.0
+    out: list[Arrival] = []
+    t = 0.0
     while True:
         t += rng.expovariate(rate)
         if t >= duration:
@@ -75,7 +78,7 @@ class LoadGenerator:
     request_timeout: float = 600.0
     results: list[Result] = field(default_factory=list)
     backends: dict[str, Backend] = field(default_factory=dict)
-    _rr: Any = field(default_factory=lambda: itertools.count())
+    _rr: itertools.count[int] = field(default_factory=itertools.count)
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def _refresh(self) -> None:
@@ -85,7 +88,11 @@ class LoadGenerator:
             core = client.CoreV1Api(api)
             while True:
                 with contextlib.suppress(Exception):
-                    pods = (await core.list_namespaced_pod(self.namespace, label_selector=f"{ISVC_LABEL}={self.isvc}")).items
+                    pods = (
+                        await core.list_namespaced_pod(
+                            self.namespace, label_selector=f"{ISVC_LABEL}={self.isvc}"
+                        )
+                    ).items
                     ready = {}
                     for p in pods:
                         conds = p.status.conditions or []
@@ -93,7 +100,9 @@ class LoadGenerator:
                             continue
                         if not any(c.type == "Ready" and c.status == "True" for c in conds):
                             continue
-                        port = (p.metadata.annotations or {}).get("prometheus.kserve.io/port", "8080")
+                        port = (p.metadata.annotations or {}).get(
+                            "prometheus.kserve.io/port", "8080"
+                        )
                         ready[p.metadata.name] = f"http://{p.status.pod_ip}:{port}"
                     for name in list(self.backends):
                         if name not in ready:
@@ -127,7 +136,12 @@ class LoadGenerator:
             res.error = "no ready backend"
             return
         res.pod = backend.name
-        body = {"model": self.isvc, "prompt": [0] * a.prompt_tokens, "max_tokens": a.output_tokens, "stream": True}
+        body = {
+            "model": self.isvc,
+            "prompt": [0] * a.prompt_tokens,
+            "max_tokens": a.output_tokens,
+            "stream": True,
+        }
         backend.inflight += 1
         try:
             async with session.post(f"{backend.url}/v1/completions", json=body) as r:
@@ -138,12 +152,14 @@ class LoadGenerator:
                     if res.ttft is None:
                         res.ttft = time.monotonic() - sent
                 res.latency = time.monotonic() - sent
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as e:
+        except (TimeoutError, aiohttp.ClientError, OSError) as e:
             res.error = type(e).__name__
         finally:
             backend.inflight -= 1
 
-    async def run(self, arrivals: Iterable[Arrival], progress: Callable[[float], None] | None = None) -> list[Result]:
+    async def run(
+        self, arrivals: Iterable[Arrival], progress: Callable[[float], None] | None = None
+    ) -> list[Result]:
         """Send every arrival at its time; returns when all have been answered or failed."""
         refresher = asyncio.get_running_loop().create_task(self._refresh(), name="loadgen backends")
         timeout = aiohttp.ClientTimeout(total=self.request_timeout)
@@ -185,5 +201,7 @@ def summarize(results: list[Result], slo_ttft: float | None = None) -> dict[str,
         "pods_used": len({r.pod for r in ok}),
     }
     if slo_ttft is not None:
-        out["slo_attainment"] = float(np.mean(ttft <= slo_ttft)) * len(ok) / len(results) if results else None
+        out["slo_attainment"] = (
+            float(np.mean(ttft <= slo_ttft)) * len(ok) / len(results) if results else None
+        )
     return out

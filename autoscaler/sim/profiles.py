@@ -43,11 +43,18 @@ class Profile:
         Example (llama-3.1-8b-h100): 128 sequences holding 192,000 tokens →
         0.007 + 128·0.00006 + 192000·7.6e-8 = 0.0293 s per step → 128/0.0293 ≈ 4,370 tok/s.
         """
-        return self.decode_base_s + batch * self.decode_per_seq_s + kv_tokens * self.decode_per_kv_token_s
+        return (
+            self.decode_base_s
+            + batch * self.decode_per_seq_s
+            + kv_tokens * self.decode_per_kv_token_s
+        )
 
     def cold_start_s(self, rng: random.Random) -> float:
         """Draw a cold start (pod created → Ready): log-normal around the median, floored."""
-        return max(self.cold_start_min_s, self.cold_start_median_s * math.exp(rng.gauss(0.0, self.cold_start_sigma)))
+        return max(
+            self.cold_start_min_s,
+            self.cold_start_median_s * math.exp(rng.gauss(0.0, self.cold_start_sigma)),
+        )
 
 
 LLAMA_8B_H100 = Profile(
@@ -123,4 +130,6 @@ def get_profile(name: str) -> Profile:
     try:
         return PROFILES[name]
     except KeyError:
-        raise ValueError(f"unknown profile {name!r}; known: {', '.join(sorted(PROFILES))}") from None
+        raise ValueError(
+            f"unknown profile {name!r}; known: {', '.join(sorted(PROFILES))}"
+        ) from None

@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 
 from autoscaler.sim.profiles import Profile
 
@@ -53,7 +53,7 @@ class Request:
         return self.prompt_tokens + self.generated - self.prefill_left
 
 
-class EventKind(str, Enum):
+class EventKind(StrEnum):
     FIRST_TOKEN = "first_token"
     FINISHED = "finished"
     PREEMPTED = "preempted"

@@ -30,8 +30,53 @@ from autoscaler.sim.replica import EventKind, Replica, Request
 log = logging.getLogger(__name__)
 
 # vLLM V1 bucket boundaries (vllm/v1/metrics/loggers.py).
-TTFT_BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0, 40.0, 80.0, 160.0, 640.0, 2560.0)
-LATENCY_BUCKETS = (0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0, 60.0, 120.0, 240.0, 480.0, 960.0, 1920.0, 7680.0)
+TTFT_BUCKETS = (
+    0.001,
+    0.005,
+    0.01,
+    0.02,
+    0.04,
+    0.06,
+    0.08,
+    0.1,
+    0.25,
+    0.5,
+    0.75,
+    1.0,
+    2.5,
+    5.0,
+    7.5,
+    10.0,
+    20.0,
+    40.0,
+    80.0,
+    160.0,
+    640.0,
+    2560.0,
+)
+LATENCY_BUCKETS = (
+    0.3,
+    0.5,
+    0.8,
+    1.0,
+    1.5,
+    2.0,
+    2.5,
+    5.0,
+    10.0,
+    15.0,
+    20.0,
+    30.0,
+    40.0,
+    50.0,
+    60.0,
+    120.0,
+    240.0,
+    480.0,
+    960.0,
+    1920.0,
+    7680.0,
+)
 _ids = itertools.count(1)
 
 
@@ -93,7 +138,9 @@ class SimulatedVllm:
 
     # ---- engine ---------------------------------------------------------------------------
     def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run(), name=f"engine {self.model_name}")
+        self._task = asyncio.get_running_loop().create_task(
+            self._run(), name=f"engine {self.model_name}"
+        )
 
     async def stop(self) -> None:
         if self._task:
@@ -170,7 +217,12 @@ class SimulatedVllm:
         return web.Response(text="")
 
     async def _models(self, _: web.Request) -> web.Response:
-        return web.json_response({"object": "list", "data": [{"id": self.model_name, "object": "model", "owned_by": "vllm"}]})
+        return web.json_response(
+            {
+                "object": "list",
+                "data": [{"id": self.model_name, "object": "model", "owned_by": "vllm"}],
+            }
+        )
 
     async def _completions(self, request: web.Request) -> web.StreamResponse:
         try:
@@ -189,14 +241,20 @@ class SimulatedVllm:
             return _error(404, f"The model `{body.get('model')}` does not exist.")
         pending = self.submit(prompt_tokens, max_tokens)
         rid = f"{'chatcmpl' if chat else 'cmpl'}-{pending.request.id}"
-        usage = {"prompt_tokens": prompt_tokens, "completion_tokens": max_tokens, "total_tokens": prompt_tokens + max_tokens}
+        usage = {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": max_tokens,
+            "total_tokens": prompt_tokens + max_tokens,
+        }
         if body.get("stream"):
             resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
             await resp.prepare(request)
             await pending.first_token
             await resp.write(_sse(_chunk(rid, self.model_name, chat, "tok ", None)))
             await pending.done
-            await resp.write(_sse(_chunk(rid, self.model_name, chat, "tok " * (max_tokens - 1), "length", usage)))
+            await resp.write(
+                _sse(_chunk(rid, self.model_name, chat, "tok " * (max_tokens - 1), "length", usage))
+            )
             await resp.write(b"data: [DONE]\n\n")
             await resp.write_eof()
             return resp
@@ -207,16 +265,24 @@ class SimulatedVllm:
             choice["message"] = {"role": "assistant", "content": text}
         else:
             choice["text"] = text
-        return web.json_response({
-            "id": rid, "object": "chat.completion" if chat else "text_completion", "created": int(time.time()),
-            "model": self.model_name, "choices": [choice], "usage": usage,
-        })
+        return web.json_response(
+            {
+                "id": rid,
+                "object": "chat.completion" if chat else "text_completion",
+                "created": int(time.time()),
+                "model": self.model_name,
+                "choices": [choice],
+                "usage": usage,
+            }
+        )
 
     async def _metrics(self, _: web.Request) -> web.Response:
         self._step()
         registry = CollectorRegistry(auto_describe=False)
         registry.register(_VllmCollector(self))
-        return web.Response(body=generate_latest(registry), content_type="text/plain", charset="utf-8")
+        return web.Response(
+            body=generate_latest(registry), content_type="text/plain", charset="utf-8"
+        )
 
 
 def count_prompt_tokens(body: dict[str, Any], *, chat: bool) -> int:
@@ -238,17 +304,32 @@ def count_prompt_tokens(body: dict[str, Any], *, chat: bool) -> int:
 
 
 def _error(status: int, message: str) -> web.Response:
-    return web.json_response({"object": "error", "message": message, "type": "BadRequestError", "code": status}, status=status)
+    return web.json_response(
+        {"object": "error", "message": message, "type": "BadRequestError", "code": status},
+        status=status,
+    )
 
 
-def _chunk(rid: str, model: str, chat: bool, text: str, finish: str | None, usage: dict[str, int] | None = None) -> dict[str, Any]:
+def _chunk(
+    rid: str,
+    model: str,
+    chat: bool,
+    text: str,
+    finish: str | None,
+    usage: dict[str, int] | None = None,
+) -> dict[str, Any]:
     choice: dict[str, Any] = {"index": 0, "finish_reason": finish}
     if chat:
         choice["delta"] = {"content": text}
     else:
         choice["text"] = text
-    out: dict[str, Any] = {"id": rid, "object": "chat.completion.chunk" if chat else "text_completion",
-                           "created": int(time.time()), "model": model, "choices": [choice]}
+    out: dict[str, Any] = {
+        "id": rid,
+        "object": "chat.completion.chunk" if chat else "text_completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [choice],
+    }
     if usage:
         out["usage"] = usage
     return out
@@ -285,22 +366,67 @@ class _VllmCollector:
             m.add_metric(lv, h.buckets(), h.sum)
             return m
 
-        yield gauge("vllm:num_requests_running", "Number of requests in model execution batches.", r.num_running)
-        yield gauge("vllm:num_requests_waiting", "Number of requests waiting to be processed.", r.num_waiting + s.extra_waiting)
+        yield gauge(
+            "vllm:num_requests_running",
+            "Number of requests in model execution batches.",
+            r.num_running,
+        )
+        yield gauge(
+            "vllm:num_requests_waiting",
+            "Number of requests waiting to be processed.",
+            r.num_waiting + s.extra_waiting,
+        )
         if v1:
-            yield gauge("vllm:kv_cache_usage_perc", "KV-cache usage. 1 means 100 percent usage.", r.kv_cache_usage)
+            yield gauge(
+                "vllm:kv_cache_usage_perc",
+                "KV-cache usage. 1 means 100 percent usage.",
+                r.kv_cache_usage,
+            )
         else:
-            yield gauge("vllm:gpu_cache_usage_perc", "GPU KV-cache usage. 1 means 100 percent usage.", r.kv_cache_usage)
-        yield counter("vllm:num_preemptions", "Cumulative number of preemption from the engine.", r.counters.preemptions)
-        yield counter("vllm:prompt_tokens", "Number of prefill tokens processed.", r.counters.prompt_tokens)
-        yield counter("vllm:generation_tokens", "Number of generation tokens processed.", r.counters.generation_tokens)
-        ok = CounterMetricFamily("vllm:request_success", "Count of successfully processed requests.", labels=[*names, "finished_reason"])
+            yield gauge(
+                "vllm:gpu_cache_usage_perc",
+                "GPU KV-cache usage. 1 means 100 percent usage.",
+                r.kv_cache_usage,
+            )
+        yield counter(
+            "vllm:num_preemptions",
+            "Cumulative number of preemption from the engine.",
+            r.counters.preemptions,
+        )
+        yield counter(
+            "vllm:prompt_tokens", "Number of prefill tokens processed.", r.counters.prompt_tokens
+        )
+        yield counter(
+            "vllm:generation_tokens",
+            "Number of generation tokens processed.",
+            r.counters.generation_tokens,
+        )
+        ok = CounterMetricFamily(
+            "vllm:request_success",
+            "Count of successfully processed requests.",
+            labels=[*names, "finished_reason"],
+        )
         ok.add_metric([*lv, "length"], r.counters.requests_finished)
         yield ok
-        yield hist("vllm:time_to_first_token_seconds", "Histogram of time to first token in seconds.", s.ttft)
-        yield hist("vllm:e2e_request_latency_seconds", "Histogram of e2e request latency in seconds.", s.e2e)
-        yield hist("vllm:request_queue_time_seconds", "Histogram of time spent in WAITING phase for request.", s.queue_time)
-        info = GaugeMetricFamily("vllm:cache_config_info", "Information of the LLMEngine CacheConfig",
-                                 labels=["block_size", "num_gpu_blocks", *(["engine"] if v1 else [])])
+        yield hist(
+            "vllm:time_to_first_token_seconds",
+            "Histogram of time to first token in seconds.",
+            s.ttft,
+        )
+        yield hist(
+            "vllm:e2e_request_latency_seconds",
+            "Histogram of e2e request latency in seconds.",
+            s.e2e,
+        )
+        yield hist(
+            "vllm:request_queue_time_seconds",
+            "Histogram of time spent in WAITING phase for request.",
+            s.queue_time,
+        )
+        info = GaugeMetricFamily(
+            "vllm:cache_config_info",
+            "Information of the LLMEngine CacheConfig",
+            labels=["block_size", "num_gpu_blocks", *(["engine"] if v1 else [])],
+        )
         info.add_metric(["16", str(s.profile.kv_cache_tokens // 16), *(["0"] if v1 else [])], 1.0)
         yield info

@@ -26,8 +26,8 @@ def cache_dir() -> Path:
 def versions() -> dict[str, str]:
     """``K8S_VERSION`` etc. from tools/versions.env."""
     out: dict[str, str] = {}
-    for line in VERSIONS_FILE.read_text().splitlines():
-        line = line.strip()
+    for raw in VERSIONS_FILE.read_text().splitlines():
+        line = raw.strip()
         if line and not line.startswith("#") and "=" in line:
             k, v = line.split("=", 1)
             out[k.strip()] = v.strip()

@@ -21,15 +21,21 @@ async def api_client(kubeconfig: Path | str) -> AsyncIterator[client.ApiClient]:
         await api.close()
 
 
-def write_kubeconfig(path: Path, *, server: str, ca: Path, cert: Path, key: Path, user: str) -> None:
+def write_kubeconfig(
+    path: Path, *, server: str, ca: Path, cert: Path, key: Path, user: str
+) -> None:
     """Write a kubeconfig with one cluster/user/context, certs referenced by path."""
     import yaml
 
     doc = {
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [{"name": "local", "cluster": {"server": server, "certificate-authority": str(ca)}}],
-        "users": [{"name": user, "user": {"client-certificate": str(cert), "client-key": str(key)}}],
+        "clusters": [
+            {"name": "local", "cluster": {"server": server, "certificate-authority": str(ca)}}
+        ],
+        "users": [
+            {"name": user, "user": {"client-certificate": str(cert), "client-key": str(key)}}
+        ],
         "contexts": [{"name": "local", "context": {"cluster": "local", "user": user}}],
         "current-context": "local",
     }

@@ -80,9 +80,15 @@ def _ca(path_stem: Path, cn: str) -> tuple[x509.Certificate, ec.EllipticCurvePri
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .add_extension(
             x509.KeyUsage(
-                digital_signature=True, key_cert_sign=True, crl_sign=True, content_commitment=False,
-                key_encipherment=False, data_encipherment=False, key_agreement=False,
-                encipher_only=False, decipher_only=False,
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
             ),
             critical=True,
         )
@@ -145,7 +151,10 @@ def generate(directory: Path) -> Pki:
     directory.mkdir(parents=True, exist_ok=True)
     ca = _ca(directory / "ca", "llm-autoscaler-local-ca")
     issue_cert(
-        directory / "apiserver", ca, "kube-apiserver", server=True,
+        directory / "apiserver",
+        ca,
+        "kube-apiserver",
+        server=True,
         dns=("localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc"),
         ips=("127.0.0.1",),
     )

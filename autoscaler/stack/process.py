@@ -50,7 +50,7 @@ def start(name: str, argv: list[str], log_dir: Path, env: dict[str, str] | None 
     """Start ``argv`` detached (own session), stdout+stderr to ``log_dir/name.log``."""
     log = log_dir / f"{name}.log"
     with log.open("ab") as out:
-        p = subprocess.Popen(  # noqa: S603 - argv is built by the stack, not from user input
+        p = subprocess.Popen(
             argv,
             stdin=subprocess.DEVNULL,
             stdout=out,

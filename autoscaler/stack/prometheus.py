@@ -38,15 +38,26 @@ def render(*, sd_dir: Path, scrape_interval: str) -> str:
         for job in SD_FILES
     ]
     config: dict[str, Any] = {
-        "global": {"scrape_interval": scrape_interval, "evaluation_interval": scrape_interval,
-                   "scrape_timeout": scrape_interval},
+        "global": {
+            "scrape_interval": scrape_interval,
+            "evaluation_interval": scrape_interval,
+            "scrape_timeout": scrape_interval,
+        },
         "scrape_configs": jobs,
     }
     return yaml.safe_dump(config, sort_keys=False)
 
 
-def pod_target(*, ip: str, port: int, namespace: str, pod: str, node: str,
-               path: str = "/metrics", isvc: str | None = None) -> dict[str, Any]:
+def pod_target(
+    *,
+    ip: str,
+    port: int,
+    namespace: str,
+    pod: str,
+    node: str,
+    path: str = "/metrics",
+    isvc: str | None = None,
+) -> dict[str, Any]:
     """One file_sd entry for a pod, labelled like Kubernetes SD after the usual relabelling."""
     labels = {"namespace": namespace, "pod": pod, "node": node, "__metrics_path__": path}
     if isvc:

@@ -39,6 +39,7 @@ CONTROLLERS = (
 )
 GPU_NODE_LABEL = "type=kwok"
 DCGM_NAMESPACE = "gpu-operator"
+DCGM_IMAGE = "nvcr.io/nvidia/k8s/dcgm-exporter:4.5.3-4.8.2-ubuntu22.04"  # never pulled: kwok
 
 
 class StackError(RuntimeError):
@@ -103,7 +104,9 @@ def _require_free(port: int, what: str) -> None:
         try:
             s.bind(("127.0.0.1", port))
         except OSError:
-            raise StackError(f"port 127.0.0.1:{port} for {what} is taken: stop what uses it") from None
+            raise StackError(
+                f"port 127.0.0.1:{port} for {what} is taken: stop what uses it"
+            ) from None
 
 
 class Stack:
@@ -141,17 +144,41 @@ class Stack:
         logs = self.dir / "logs"
         logs.mkdir(exist_ok=True)
         keys = pki.generate(self.dir / "pki")
-        ports = {n: free_port() for n in ("etcd", "etcd_peer", "apiserver", "kcm", "scheduler", "kwok", "prometheus", "fleet")}
+        ports = {
+            n: free_port()
+            for n in (
+                "etcd",
+                "etcd_peer",
+                "apiserver",
+                "kcm",
+                "scheduler",
+                "kwok",
+                "prometheus",
+                "fleet",
+            )
+        }
         for name, port in ports.items():
             _require_free(port, name)
         api_url = f"https://127.0.0.1:{ports['apiserver']}"
         kubeconfig = self.dir / "admin.kubeconfig"
-        write_kubeconfig(kubeconfig, server=api_url, ca=keys.ca_crt, cert=keys.admin_crt, key=keys.admin_key, user="admin")
+        write_kubeconfig(
+            kubeconfig,
+            server=api_url,
+            ca=keys.ca_crt,
+            cert=keys.admin_crt,
+            key=keys.admin_key,
+            user="admin",
+        )
         state = StackState(
-            state_dir=str(self.dir), kubeconfig=str(kubeconfig), api_url=api_url,
+            state_dir=str(self.dir),
+            kubeconfig=str(kubeconfig),
+            api_url=api_url,
             prometheus_url=f"http://127.0.0.1:{ports['prometheus']}",
             fleet_url=f"http://127.0.0.1:{ports['fleet']}",
-            ports=ports, pids={}, versions=bins.versions, started_at=time.time(),
+            ports=ports,
+            pids={},
+            versions=bins.versions,
+            started_at=time.time(),
         )
         try:
             await self._start_all(bins, keys, ports, state, kubeconfig, logs)
@@ -162,7 +189,10 @@ class Stack:
             raise
         state.pids = {n: p.pid for n, p in self.procs.items()}
         state.save()
-        self._log(f"stack up in {time.monotonic() - t0:.1f}s: kubeconfig {kubeconfig}, Prometheus {state.prometheus_url}")
+        self._log(
+            f"stack up in {time.monotonic() - t0:.1f}s: "
+            f"kubeconfig {kubeconfig}, Prometheus {state.prometheus_url}"
+        )
         return state
 
     def _start(self, name: str, argv: list[str], logs: Path) -> process.Proc:
@@ -170,61 +200,114 @@ class Stack:
         self.procs[name] = p
         return p
 
-    async def _start_all(self, bins: binaries.Binaries, keys: pki.Pki, ports: dict[str, int], state: StackState, kubeconfig: Path, logs: Path) -> None:
+    async def _start_all(
+        self,
+        bins: binaries.Binaries,
+        keys: pki.Pki,
+        ports: dict[str, int],
+        state: StackState,
+        kubeconfig: Path,
+        logs: Path,
+    ) -> None:
         d, c = self.dir, self.config
         self._log(f"starting etcd {bins.versions['ETCD_VERSION']}")
-        etcd = self._start("etcd", [
-            str(bins.etcd), f"--data-dir={d / 'etcd'}",
-            f"--listen-client-urls=http://127.0.0.1:{ports['etcd']}",
-            f"--advertise-client-urls=http://127.0.0.1:{ports['etcd']}",
-            f"--listen-peer-urls=http://127.0.0.1:{ports['etcd_peer']}",
-            f"--initial-advertise-peer-urls=http://127.0.0.1:{ports['etcd_peer']}",
-            f"--initial-cluster=default=http://127.0.0.1:{ports['etcd_peer']}",
-            "--unsafe-no-fsync=true", "--log-level=warn", "--quota-backend-bytes=4294967296",
-        ], logs)
+        etcd = self._start(
+            "etcd",
+            [
+                str(bins.etcd),
+                f"--data-dir={d / 'etcd'}",
+                f"--listen-client-urls=http://127.0.0.1:{ports['etcd']}",
+                f"--advertise-client-urls=http://127.0.0.1:{ports['etcd']}",
+                f"--listen-peer-urls=http://127.0.0.1:{ports['etcd_peer']}",
+                f"--initial-advertise-peer-urls=http://127.0.0.1:{ports['etcd_peer']}",
+                f"--initial-cluster=default=http://127.0.0.1:{ports['etcd_peer']}",
+                "--unsafe-no-fsync=true",
+                "--log-level=warn",
+                "--quota-backend-bytes=4294967296",
+            ],
+            logs,
+        )
         await self._wait_http(etcd, f"http://127.0.0.1:{ports['etcd']}/health")
 
         self._log(f"starting kube-apiserver {bins.versions['K8S_VERSION']}")
-        api = self._start("kube-apiserver", [
-            str(bins.kube_apiserver), f"--etcd-servers=http://127.0.0.1:{ports['etcd']}",
-            "--bind-address=127.0.0.1", f"--secure-port={ports['apiserver']}",
-            "--advertise-address=127.0.0.1", "--endpoint-reconciler-type=none",
-            f"--tls-cert-file={keys.apiserver_crt}", f"--tls-private-key-file={keys.apiserver_key}",
-            f"--client-ca-file={keys.ca_crt}", "--authorization-mode=RBAC",
-            "--service-cluster-ip-range=10.0.0.0/24", "--allow-privileged=true",
-            "--disable-admission-plugins=ServiceAccount,TaintNodesByCondition",
-            f"--service-account-issuer=https://127.0.0.1:{ports['apiserver']}/",
-            f"--service-account-key-file={keys.sa_pub}", f"--service-account-signing-key-file={keys.sa_key}",
-            f"--requestheader-client-ca-file={keys.front_proxy_ca_crt}",
-            "--requestheader-allowed-names=front-proxy-client",
-            "--requestheader-username-headers=X-Remote-User",
-            "--requestheader-group-headers=X-Remote-Group",
-            "--requestheader-extra-headers-prefix=X-Remote-Extra-",
-            f"--proxy-client-cert-file={keys.front_proxy_client_crt}",
-            f"--proxy-client-key-file={keys.front_proxy_client_key}",
-            "--profiling=false", "--event-ttl=1h",
-        ], logs)
+        api = self._start(
+            "kube-apiserver",
+            [
+                str(bins.kube_apiserver),
+                f"--etcd-servers=http://127.0.0.1:{ports['etcd']}",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={ports['apiserver']}",
+                "--advertise-address=127.0.0.1",
+                "--endpoint-reconciler-type=none",
+                f"--tls-cert-file={keys.apiserver_crt}",
+                f"--tls-private-key-file={keys.apiserver_key}",
+                f"--client-ca-file={keys.ca_crt}",
+                "--authorization-mode=RBAC",
+                "--service-cluster-ip-range=10.0.0.0/24",
+                "--allow-privileged=true",
+                "--disable-admission-plugins=ServiceAccount,TaintNodesByCondition",
+                f"--service-account-issuer=https://127.0.0.1:{ports['apiserver']}/",
+                f"--service-account-key-file={keys.sa_pub}",
+                f"--service-account-signing-key-file={keys.sa_key}",
+                f"--requestheader-client-ca-file={keys.front_proxy_ca_crt}",
+                "--requestheader-allowed-names=front-proxy-client",
+                "--requestheader-username-headers=X-Remote-User",
+                "--requestheader-group-headers=X-Remote-Group",
+                "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+                f"--proxy-client-cert-file={keys.front_proxy_client_crt}",
+                f"--proxy-client-key-file={keys.front_proxy_client_key}",
+                "--profiling=false",
+                "--event-ttl=1h",
+            ],
+            logs,
+        )
         await self._wait_http(api, f"{state.api_url}/readyz", keys=keys)
 
         kc = str(kubeconfig)
-        common = [f"--kubeconfig={kc}", f"--authentication-kubeconfig={kc}", f"--authorization-kubeconfig={kc}",
-                  "--leader-elect=false", "--bind-address=127.0.0.1"]
+        common = [
+            f"--kubeconfig={kc}",
+            f"--authentication-kubeconfig={kc}",
+            f"--authorization-kubeconfig={kc}",
+            "--leader-elect=false",
+            "--bind-address=127.0.0.1",
+        ]
         self._log("starting kube-controller-manager, kube-scheduler, kwok")
-        kcm = self._start("kube-controller-manager", [
-            str(bins.kube_controller_manager), *common, f"--secure-port={ports['kcm']}",
-            f"--controllers={CONTROLLERS}", "--use-service-account-credentials=false",
-            f"--horizontal-pod-autoscaler-sync-period={c.hpa_sync_period}",
-            "--kube-api-qps=100", "--kube-api-burst=200",
-        ], logs)
-        sched = self._start("kube-scheduler", [str(bins.kube_scheduler), *common, f"--secure-port={ports['scheduler']}"], logs)
-        kwok = self._start("kwok", [
-            str(bins.kwok), f"--kubeconfig={kc}", f"--config={DATA / 'kwok.yaml'}",
-            "--manage-all-nodes=false", f"--manage-nodes-with-label-selector={GPU_NODE_LABEL}",
-            f"--server-address=127.0.0.1:{ports['kwok']}",
-        ], logs)
+        kcm = self._start(
+            "kube-controller-manager",
+            [
+                str(bins.kube_controller_manager),
+                *common,
+                f"--secure-port={ports['kcm']}",
+                f"--controllers={CONTROLLERS}",
+                "--use-service-account-credentials=false",
+                f"--horizontal-pod-autoscaler-sync-period={c.hpa_sync_period}",
+                "--kube-api-qps=100",
+                "--kube-api-burst=200",
+            ],
+            logs,
+        )
+        sched = self._start(
+            "kube-scheduler",
+            [str(bins.kube_scheduler), *common, f"--secure-port={ports['scheduler']}"],
+            logs,
+        )
+        kwok = self._start(
+            "kwok",
+            [
+                str(bins.kwok),
+                f"--kubeconfig={kc}",
+                f"--config={DATA / 'kwok.yaml'}",
+                "--manage-all-nodes=false",
+                f"--manage-nodes-with-label-selector={GPU_NODE_LABEL}",
+                f"--server-address=127.0.0.1:{ports['kwok']}",
+            ],
+            logs,
+        )
         await asyncio.gather(
             self._wait_http(kcm, f"https://127.0.0.1:{ports['kcm']}/healthz", insecure=True),
-            self._wait_http(sched, f"https://127.0.0.1:{ports['scheduler']}/healthz", insecure=True),
+            self._wait_http(
+                sched, f"https://127.0.0.1:{ports['scheduler']}/healthz", insecure=True
+            ),
             self._wait_http(kwok, f"http://127.0.0.1:{ports['kwok']}/healthz"),
         )
 
@@ -235,19 +318,37 @@ class Stack:
         sd_dir.mkdir(exist_ok=True)
         for job in prom_config.SD_FILES:
             prom_config.write_targets(sd_dir / f"{job}.json", [])
-        (prom_dir / "prometheus.yml").write_text(prom_config.render(sd_dir=sd_dir, scrape_interval=c.scrape_interval))
-        prom = self._start("prometheus", [
-            str(bins.prometheus), f"--config.file={prom_dir / 'prometheus.yml'}",
-            f"--storage.tsdb.path={prom_dir / 'data'}", f"--web.listen-address=127.0.0.1:{ports['prometheus']}",
-            "--storage.tsdb.retention.time=1d", "--web.enable-lifecycle",
-        ], logs)
+        (prom_dir / "prometheus.yml").write_text(
+            prom_config.render(sd_dir=sd_dir, scrape_interval=c.scrape_interval)
+        )
+        prom = self._start(
+            "prometheus",
+            [
+                str(bins.prometheus),
+                f"--config.file={prom_dir / 'prometheus.yml'}",
+                f"--storage.tsdb.path={prom_dir / 'data'}",
+                f"--web.listen-address=127.0.0.1:{ports['prometheus']}",
+                "--storage.tsdb.retention.time=1d",
+                "--web.enable-lifecycle",
+            ],
+            logs,
+        )
         if c.fleet:
             self._log("starting the fleet simulator")
-            fleet = self._start("fleet", [
-                sys.executable, "-m", "autoscaler.sim.fleet", f"--kubeconfig={kc}",
-                f"--listen=127.0.0.1:{ports['fleet']}", f"--gpus-per-node={c.gpus_per_node}",
-                f"--prometheus-sd-dir={sd_dir}", *c.fleet_args,
-            ], logs)
+            fleet = self._start(
+                "fleet",
+                [
+                    sys.executable,
+                    "-m",
+                    "autoscaler.sim.fleet",
+                    f"--kubeconfig={kc}",
+                    f"--listen=127.0.0.1:{ports['fleet']}",
+                    f"--gpus-per-node={c.gpus_per_node}",
+                    f"--prometheus-sd-dir={sd_dir}",
+                    *c.fleet_args,
+                ],
+                logs,
+            )
             await self._wait_http(fleet, f"{state.fleet_url}/healthz")
         await self._wait_http(prom, f"{state.prometheus_url}/-/ready")
         await self._create_nodes(kubeconfig)
@@ -257,50 +358,88 @@ class Stack:
         from kubernetes_asyncio import client
 
         c = self.config
-        self._log(f"creating {c.nodes} kwok GPU nodes with {c.gpus_per_node} GPUs each and the dcgm-exporter DaemonSet")
+        self._log(
+            f"creating {c.nodes} kwok GPU nodes with {c.gpus_per_node} GPUs each "
+            "and the dcgm-exporter DaemonSet"
+        )
         async with api_client(kubeconfig) as api:
             core = client.CoreV1Api(api)
             for i in range(c.nodes):
-                resources = {"cpu": "64", "memory": "512Gi", "pods": "110", "nvidia.com/gpu": str(c.gpus_per_node)}
-                await core.create_node({
-                    "apiVersion": "v1", "kind": "Node",
-                    "metadata": {
-                        "name": f"kwok-gpu-{i}",
-                        "labels": {"type": "kwok", "kubernetes.io/hostname": f"kwok-gpu-{i}",
-                                   "nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3",
-                                   "nvidia.com/gpu.count": str(c.gpus_per_node)},
-                        "annotations": {"kwok.x-k8s.io/node": "fake"},
-                    },
-                    "spec": {"podCIDR": f"127.{c.pod_net}.{i + 1}.0/24", "podCIDRs": [f"127.{c.pod_net}.{i + 1}.0/24"]},
-                    "status": {"capacity": resources, "allocatable": resources},
-                })
-            await core.create_namespace({"metadata": {"name": DCGM_NAMESPACE}})
-            await client.AppsV1Api(api).create_namespaced_daemon_set(DCGM_NAMESPACE, {
-                "metadata": {"name": "nvidia-dcgm-exporter", "labels": {"app": "nvidia-dcgm-exporter"}},
-                "spec": {
-                    "selector": {"matchLabels": {"app": "nvidia-dcgm-exporter"}},
-                    "template": {
-                        "metadata": {"labels": {"app": "nvidia-dcgm-exporter"}},
+                resources = {
+                    "cpu": "64",
+                    "memory": "512Gi",
+                    "pods": "110",
+                    "nvidia.com/gpu": str(c.gpus_per_node),
+                }
+                await core.create_node(
+                    {
+                        "apiVersion": "v1",
+                        "kind": "Node",
+                        "metadata": {
+                            "name": f"kwok-gpu-{i}",
+                            "labels": {
+                                "type": "kwok",
+                                "kubernetes.io/hostname": f"kwok-gpu-{i}",
+                                "nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3",
+                                "nvidia.com/gpu.count": str(c.gpus_per_node),
+                            },
+                            "annotations": {"kwok.x-k8s.io/node": "fake"},
+                        },
                         "spec": {
-                            "nodeSelector": {"type": "kwok"},
-                            "containers": [{"name": "nvidia-dcgm-exporter",
-                                            "image": "nvcr.io/nvidia/k8s/dcgm-exporter:4.5.3-4.8.2-ubuntu22.04",
-                                            "ports": [{"name": "metrics", "containerPort": 9400}]}],
+                            "podCIDR": f"127.{c.pod_net}.{i + 1}.0/24",
+                            "podCIDRs": [f"127.{c.pod_net}.{i + 1}.0/24"],
+                        },
+                        "status": {"capacity": resources, "allocatable": resources},
+                    }
+                )
+            await core.create_namespace({"metadata": {"name": DCGM_NAMESPACE}})
+            await client.AppsV1Api(api).create_namespaced_daemon_set(
+                DCGM_NAMESPACE,
+                {
+                    "metadata": {
+                        "name": "nvidia-dcgm-exporter",
+                        "labels": {"app": "nvidia-dcgm-exporter"},
+                    },
+                    "spec": {
+                        "selector": {"matchLabels": {"app": "nvidia-dcgm-exporter"}},
+                        "template": {
+                            "metadata": {"labels": {"app": "nvidia-dcgm-exporter"}},
+                            "spec": {
+                                "nodeSelector": {"type": "kwok"},
+                                "containers": [
+                                    {
+                                        "name": "nvidia-dcgm-exporter",
+                                        "image": DCGM_IMAGE,
+                                        "ports": [{"name": "metrics", "containerPort": 9400}],
+                                    }
+                                ],
+                            },
                         },
                     },
                 },
-            })
-            await self._wait_for(lambda: self._nodes_and_dcgm_ready(core), "kwok nodes Ready and dcgm-exporter pods Ready")
+            )
+            await self._wait_for(
+                lambda: self._nodes_and_dcgm_ready(core),
+                "kwok nodes Ready and dcgm-exporter pods Ready",
+            )
 
     async def _nodes_and_dcgm_ready(self, core: Any) -> bool:
         nodes = (await core.list_node(label_selector=GPU_NODE_LABEL)).items
-        ready = [n for n in nodes if any(cd.type == "Ready" and cd.status == "True" for cd in (n.status.conditions or []))]
+        ready = [
+            n
+            for n in nodes
+            if any(cd.type == "Ready" and cd.status == "True" for cd in (n.status.conditions or []))
+        ]
         if len(ready) < self.config.nodes:
             return False
         if not self.config.fleet:
             return True
         pods = (await core.list_namespaced_pod(DCGM_NAMESPACE)).items
-        ok = [p for p in pods if any(cd.type == "Ready" and cd.status == "True" for cd in (p.status.conditions or []))]
+        ok = [
+            p
+            for p in pods
+            if any(cd.type == "Ready" and cd.status == "True" for cd in (p.status.conditions or []))
+        ]
         return len(ok) >= self.config.nodes
 
     # ---------------------------------------------------------------- waiting
@@ -311,9 +450,14 @@ class Stack:
                 if await check():
                     return
             await asyncio.sleep(0.25)
-        raise StackError(f"timed out after {self.config.timeout:.0f}s waiting for {what}; logs in {self.dir / 'logs'}")
+        raise StackError(
+            f"timed out after {self.config.timeout:.0f}s waiting for {what}; "
+            f"logs in {self.dir / 'logs'}"
+        )
 
-    async def _wait_http(self, proc: process.Proc, url: str, *, keys: pki.Pki | None = None, insecure: bool = False) -> None:
+    async def _wait_http(
+        self, proc: process.Proc, url: str, *, keys: pki.Pki | None = None, insecure: bool = False
+    ) -> None:
         ctx: ssl.SSLContext | bool = True
         if keys is not None:
             sctx = ssl.create_default_context(cafile=str(keys.ca_crt))
@@ -325,13 +469,19 @@ class Stack:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as s:
             while time.monotonic() < deadline:
                 if not proc.alive():
-                    raise StackError(f"{proc.name} exited during start-up; last log lines ({proc.log}):\n{proc.tail()}")
+                    raise StackError(
+                        f"{proc.name} exited during start-up; "
+                        f"last log lines ({proc.log}):\n{proc.tail()}"
+                    )
                 with contextlib.suppress(aiohttp.ClientError, asyncio.TimeoutError, OSError):
                     async with s.get(url, ssl=ctx) as r:
                         if r.status == 200:
                             return
                 await asyncio.sleep(0.2)
-        raise StackError(f"{proc.name} not healthy at {url} after {self.config.timeout:.0f}s; last log lines ({proc.log}):\n{proc.tail()}")
+        raise StackError(
+            f"{proc.name} not healthy at {url} after {self.config.timeout:.0f}s; "
+            f"last log lines ({proc.log}):\n{proc.tail()}"
+        )
 
 
 def down(state_dir: Path, *, keep_dir: bool = False, log: Any = None) -> list[str]:

@@ -27,8 +27,14 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackState]:
     state_dir = tmp_path_factory.mktemp("stack")
-    cfg = StackConfig(state_dir=state_dir, nodes=2, gpus_per_node=8, pod_net=3,
-                      scrape_interval="1s", fleet_args=["--profile=tiny-test", "--cold-start=1"])
+    cfg = StackConfig(
+        state_dir=state_dir,
+        nodes=2,
+        gpus_per_node=8,
+        pod_net=3,
+        scrape_interval="1s",
+        fleet_args=["--profile=tiny-test", "--cold-start=1"],
+    )
     state = asyncio.run(Stack(cfg).up())
     try:
         yield state
@@ -52,8 +58,13 @@ async def prom_query(stack: StackState, query: str) -> list[dict[str, Any]]:
     return list(body["data"]["result"])
 
 
-async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 30.0, interval: float = 0.5, what: str = "") -> Any:
-    """Poll ``check`` until it returns a truthy value; fail with the last value after ``timeout``."""
+async def eventually(
+    check: Callable[[], Awaitable[Any]],
+    timeout: float = 30.0,
+    interval: float = 0.5,
+    what: str = "",
+) -> Any:
+    """Poll ``check`` until it returns something truthy; fail with the last value on timeout."""
     deadline = time.monotonic() + timeout
     last: Any = None
     while time.monotonic() < deadline:
@@ -64,10 +75,21 @@ async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 30.0,
     pytest.fail(f"timed out after {timeout}s waiting for {what or check}; last value: {last!r}")
 
 
-def deployment(name: str, *, replicas: int, isvc: str | None = None, gpus: int = 1, extra_pod_annotations: dict[str, str] | None = None) -> dict[str, Any]:
+def deployment(
+    name: str,
+    *,
+    replicas: int,
+    isvc: str | None = None,
+    gpus: int = 1,
+    extra_pod_annotations: dict[str, str] | None = None,
+) -> dict[str, Any]:
     """A predictor-like Deployment (labels and annotations as KServe's vLLM runtime sets them)."""
     labels = {"app": f"isvc.{name}"}
-    ann = {"prometheus.kserve.io/port": "8080", "prometheus.kserve.io/path": "/metrics", **(extra_pod_annotations or {})}
+    ann = {
+        "prometheus.kserve.io/port": "8080",
+        "prometheus.kserve.io/path": "/metrics",
+        **(extra_pod_annotations or {}),
+    }
     if isvc:
         labels["serving.kserve.io/inferenceservice"] = isvc
     return {
@@ -77,12 +99,20 @@ def deployment(name: str, *, replicas: int, isvc: str | None = None, gpus: int =
             "selector": {"matchLabels": {"app": f"isvc.{name}"}},
             "template": {
                 "metadata": {"labels": labels, "annotations": ann},
-                "spec": {"containers": [{
-                    "name": "kserve-container", "image": "vllm/vllm-openai:v0.11.0",
-                    "args": [f"--served-model-name={isvc or name}", "--port=8080"],
-                    "ports": [{"containerPort": 8080, "protocol": "TCP"}],
-                    "resources": {"limits": {"nvidia.com/gpu": str(gpus)}, "requests": {"nvidia.com/gpu": str(gpus)}},
-                }]},
+                "spec": {
+                    "containers": [
+                        {
+                            "name": "kserve-container",
+                            "image": "vllm/vllm-openai:v0.11.0",
+                            "args": [f"--served-model-name={isvc or name}", "--port=8080"],
+                            "ports": [{"containerPort": 8080, "protocol": "TCP"}],
+                            "resources": {
+                                "limits": {"nvidia.com/gpu": str(gpus)},
+                                "requests": {"nvidia.com/gpu": str(gpus)},
+                            },
+                        }
+                    ]
+                },
             },
         },
     }

@@ -25,26 +25,41 @@ async def new_namespace(api: Any, prefix: str) -> str:
     return name
 
 
+async def create_or_exists(call: Any) -> None:
+    """Await a create call; AlreadyExists (another test installed it) is fine."""
+    try:
+        await call
+    except ApiException as e:
+        if e.status != 409:
+            raise
+
+
 async def ready_pods(api: Any, ns: str, selector: str) -> list[Any]:
     pods = (await client.CoreV1Api(api).list_namespaced_pod(ns, label_selector=selector)).items
-    return [p for p in pods if any(c.type == "Ready" and c.status == "True" for c in (p.status.conditions or []))]
+    return [
+        p
+        for p in pods
+        if any(c.type == "Ready" and c.status == "True" for c in (p.status.conditions or []))
+    ]
 
 
 async def test_apiserver_accepts_the_kserve_crds_and_an_inferenceservice(kube: Any) -> None:
     ext = client.ApiextensionsV1Api(kube)
     names = []
     for kind in ("inferenceservices", "servingruntimes", "clusterservingruntimes"):
-        crd = yaml.safe_load((SHARED / "kserve" / "crds" / f"serving.kserve.io_{kind}.yaml").read_text())
+        crd = yaml.safe_load(
+            (SHARED / "kserve" / "crds" / f"serving.kserve.io_{kind}.yaml").read_text()
+        )
         names.append(crd["metadata"]["name"])
-        try:
-            await ext.create_custom_resource_definition(crd)
-        except ApiException as e:
-            assert e.status == 409, e  # already installed by another test
+        await create_or_exists(ext.create_custom_resource_definition(crd))
 
     async def established() -> bool:
         for n in names:
             crd = await ext.read_custom_resource_definition(n)
-            if not any(c.type == "Established" and c.status == "True" for c in (crd.status.conditions or [])):
+            if not any(
+                c.type == "Established" and c.status == "True"
+                for c in (crd.status.conditions or [])
+            ):
                 return False
         return True
 
@@ -52,25 +67,45 @@ async def test_apiserver_accepts_the_kserve_crds_and_an_inferenceservice(kube: A
     ns = await new_namespace(kube, "crd")
     custom = client.CustomObjectsApi(kube)
     isvc = {
-        "apiVersion": "serving.kserve.io/v1beta1", "kind": "InferenceService",
-        "metadata": {"name": "llama", "annotations": {"serving.kserve.io/autoscalerClass": "external"}},
-        "spec": {"predictor": {"minReplicas": 1, "maxReplicas": 4,
-                               "model": {"modelFormat": {"name": "vLLM"}, "storageUri": "hf://meta-llama/Llama-3.1-8B-Instruct"}}},
+        "apiVersion": "serving.kserve.io/v1beta1",
+        "kind": "InferenceService",
+        "metadata": {
+            "name": "llama",
+            "annotations": {"serving.kserve.io/autoscalerClass": "external"},
+        },
+        "spec": {
+            "predictor": {
+                "minReplicas": 1,
+                "maxReplicas": 4,
+                "model": {
+                    "modelFormat": {"name": "vLLM"},
+                    "storageUri": "hf://meta-llama/Llama-3.1-8B-Instruct",
+                },
+            }
+        },
     }
-    await custom.create_namespaced_custom_object("serving.kserve.io", "v1beta1", ns, "inferenceservices", isvc)
-    got = await custom.get_namespaced_custom_object("serving.kserve.io", "v1beta1", ns, "inferenceservices", "llama")
+    await custom.create_namespaced_custom_object(
+        "serving.kserve.io", "v1beta1", ns, "inferenceservices", isvc
+    )
+    got = await custom.get_namespaced_custom_object(
+        "serving.kserve.io", "v1beta1", ns, "inferenceservices", "llama"
+    )
     assert got["spec"]["predictor"]["model"]["modelFormat"]["name"] == "vLLM"
     assert got["metadata"]["annotations"]["serving.kserve.io/autoscalerClass"] == "external"
     # The full schema is enforced: an unknown-typed field is rejected by the real apiserver.
     bad = {**isvc, "metadata": {"name": "bad"}, "spec": {"predictor": {"minReplicas": "many"}}}
     with pytest.raises(ApiException) as err:
-        await custom.create_namespaced_custom_object("serving.kserve.io", "v1beta1", ns, "inferenceservices", bad)
+        await custom.create_namespaced_custom_object(
+            "serving.kserve.io", "v1beta1", ns, "inferenceservices", bad
+        )
     assert err.value.status == 422
 
 
 async def test_deployment_pods_are_scheduled_on_kwok_gpu_nodes_and_become_ready(kube: Any) -> None:
     ns = await new_namespace(kube, "ready")
-    await client.AppsV1Api(kube).create_namespaced_deployment(ns, deployment("m", replicas=3, isvc="m"))
+    await client.AppsV1Api(kube).create_namespaced_deployment(
+        ns, deployment("m", replicas=3, isvc="m")
+    )
     pods = await eventually(lambda: _n_ready(kube, ns, "app=isvc.m", 3), what="3 Ready pods")
     for p in pods:
         assert p.spec.node_name.startswith("kwok-gpu-")
@@ -85,9 +120,13 @@ async def _n_ready(api: Any, ns: str, selector: str, n: int) -> list[Any] | None
     return pods if len(pods) == n else None
 
 
-async def test_prometheus_scrapes_vllm_and_dcgm_series_of_the_pods(kube: Any, stack: StackState) -> None:
+async def test_prometheus_scrapes_vllm_and_dcgm_series_of_the_pods(
+    kube: Any, stack: StackState
+) -> None:
     ns = await new_namespace(kube, "prom")
-    await client.AppsV1Api(kube).create_namespaced_deployment(ns, deployment("m", replicas=2, isvc="llm"))
+    await client.AppsV1Api(kube).create_namespaced_deployment(
+        ns, deployment("m", replicas=2, isvc="llm")
+    )
     pods = await eventually(lambda: _n_ready(kube, ns, "app=isvc.m", 2), what="2 Ready pods")
     names = {p.metadata.name for p in pods}
 
@@ -103,19 +142,29 @@ async def test_prometheus_scrapes_vllm_and_dcgm_series_of_the_pods(kube: Any, st
     vllm = await eventually(vllm_series, timeout=15, what="vllm:num_requests_waiting for both pods")
     assert {r["metric"]["model_name"] for r in vllm} == {"llm"}
     assert {r["metric"]["isvc"] for r in vllm} == {"llm"}
-    dcgm = await eventually(dcgm_series, timeout=15, what="DCGM_FI_DEV_GPU_UTIL attributed to both pods")
+    dcgm = await eventually(
+        dcgm_series, timeout=15, what="DCGM_FI_DEV_GPU_UTIL attributed to both pods"
+    )
     for r in dcgm:
         assert r["metric"]["job"] == "dcgm"
-        assert r["metric"]["namespace"] == "gpu-operator"  # the exporter's own, as with honorLabels: false
+        assert (
+            r["metric"]["namespace"] == "gpu-operator"
+        )  # the exporter's own, as with honorLabels: false
         assert r["metric"]["Hostname"].startswith("kwok-gpu-")
 
 
-async def test_simulated_vllm_serves_requests_and_its_metrics_count_them(kube: Any, stack: StackState) -> None:
+async def test_simulated_vllm_serves_requests_and_its_metrics_count_them(
+    kube: Any, stack: StackState
+) -> None:
     ns = await new_namespace(kube, "serve")
-    await client.AppsV1Api(kube).create_namespaced_deployment(ns, deployment("m", replicas=2, isvc="llm"))
+    await client.AppsV1Api(kube).create_namespaced_deployment(
+        ns, deployment("m", replicas=2, isvc="llm")
+    )
     await eventually(lambda: _n_ready(kube, ns, "app=isvc.m", 2), what="2 Ready pods")
     gen = LoadGenerator(stack.kubeconfig, ns, "llm")
-    results = await gen.run(poisson_arrivals(rate=4, duration=3, prompt_tokens=200, output_tokens=8, seed=3))
+    results = await gen.run(
+        poisson_arrivals(rate=4, duration=3, prompt_tokens=200, output_tokens=8, seed=3)
+    )
     summary = summarize(results)
     assert summary["sent"] >= 5
     assert summary["failed"] == 0, summary
@@ -124,25 +173,45 @@ async def test_simulated_vllm_serves_requests_and_its_metrics_count_them(kube: A
 
     async def counted() -> float | None:
         res = await prom_query(stack, f'sum(vllm:request_success_total{{namespace="{ns}"}})')
-        return float(res[0]["value"][1]) if res and float(res[0]["value"][1]) == summary["sent"] else None
+        return (
+            float(res[0]["value"][1])
+            if res and float(res[0]["value"][1]) == summary["sent"]
+            else None
+        )
 
     await eventually(counted, timeout=15, what="Prometheus to count every finished request")
 
 
 async def test_real_hpa_controller_processes_a_standard_hpa(kube: Any) -> None:
     ns = await new_namespace(kube, "hpa")
-    await client.AppsV1Api(kube).create_namespaced_deployment(ns, deployment("m", replicas=1, isvc="m"))
-    await client.AutoscalingV2Api(kube).create_namespaced_horizontal_pod_autoscaler(ns, {
-        "metadata": {"name": "m"},
-        "spec": {
-            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "m"},
-            "minReplicas": 3, "maxReplicas": 5,
-            "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 80}}}],
+    await client.AppsV1Api(kube).create_namespaced_deployment(
+        ns, deployment("m", replicas=1, isvc="m")
+    )
+    await client.AutoscalingV2Api(kube).create_namespaced_horizontal_pod_autoscaler(
+        ns,
+        {
+            "metadata": {"name": "m"},
+            "spec": {
+                "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "m"},
+                "minReplicas": 3,
+                "maxReplicas": 5,
+                "metrics": [
+                    {
+                        "type": "Resource",
+                        "resource": {
+                            "name": "cpu",
+                            "target": {"type": "Utilization", "averageUtilization": 80},
+                        },
+                    }
+                ],
+            },
         },
-    })
+    )
 
     # First sync: 1 replica is below minReplicas, so the controller scales to 3.
-    dep = await eventually(lambda: _scaled_to(kube, ns, 3), timeout=30, what="the Deployment scaled to minReplicas 3")
+    dep = await eventually(
+        lambda: _scaled_to(kube, ns, 3), timeout=30, what="the Deployment scaled to minReplicas 3"
+    )
     assert dep.spec.replicas == 3
 
     async def evaluated() -> Any:
@@ -166,14 +235,18 @@ async def _scaled_to(api: Any, ns: str, n: int) -> Any:
 
 async def test_deleting_the_deployment_stops_its_simulated_servers(kube: Any) -> None:
     ns = await new_namespace(kube, "del")
-    await client.AppsV1Api(kube).create_namespaced_deployment(ns, deployment("m", replicas=2, isvc="m"))
+    await client.AppsV1Api(kube).create_namespaced_deployment(
+        ns, deployment("m", replicas=2, isvc="m")
+    )
     pods = await eventually(lambda: _n_ready(kube, ns, "app=isvc.m", 2), what="2 Ready pods")
     urls = [f"http://{p.status.pod_ip}:8080/health" for p in pods]
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as s:
         for u in urls:
             async with s.get(u) as r:
                 assert r.status == 200
-        await client.AppsV1Api(kube).delete_namespaced_deployment("m", ns, propagation_policy="Foreground")
+        await client.AppsV1Api(kube).delete_namespaced_deployment(
+            "m", ns, propagation_policy="Foreground"
+        )
 
         async def all_refused() -> bool:
             for u in urls:
