@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -27,11 +28,13 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackState]:
     state_dir = tmp_path_factory.mktemp("stack")
+    # Two test sessions on one machine (say a developer's and CI's) need distinct pod networks.
+    pod_net = int(os.environ.get("LLM_AUTOSCALER_TEST_POD_NET", "3"))
     cfg = StackConfig(
         state_dir=state_dir,
         nodes=2,
         gpus_per_node=8,
-        pod_net=3,
+        pod_net=pod_net,
         scrape_interval="1s",
         fleet_args=["--profile=tiny-test", "--cold-start=1"],
     )

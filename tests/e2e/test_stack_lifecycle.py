@@ -44,7 +44,16 @@ def _procs_mentioning(text: str) -> list[str]:
 
 def test_stack_up_status_down_leaves_nothing_behind(tmp_path: Path) -> None:
     state_dir = tmp_path / "st"
-    up = cli("stack", "up", "--state-dir", str(state_dir), "--pod-net", "4", "--nodes", "1")
+    up = cli(
+        "stack",
+        "up",
+        "--state-dir",
+        str(state_dir),
+        "--pod-net",
+        str(int(os.environ.get("LLM_AUTOSCALER_TEST_POD_NET", "3")) + 1),
+        "--nodes",
+        "1",
+    )
     assert up.returncode == 0, up.stderr
     assert f"kubeconfig:  {state_dir / 'admin.kubeconfig'}" in up.stdout
     state = json.loads((state_dir / "state.json").read_text())
