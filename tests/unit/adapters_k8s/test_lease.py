@@ -82,9 +82,7 @@ def elector(api: FakeLeases, who: str, clock: Clock) -> LeaderElector:
     return LeaderElector(api, namespace="ns", name="l", identity=who, clock=clock)
 
 
-async def test_only_one_of_two_candidates_leads_and_the_other_takes_over_after_the_lease_expires() -> (
-    None
-):
+async def test_one_of_two_candidates_leads_the_other_takes_over_once_the_lease_expires() -> None:
     api, clock = FakeLeases(), Clock()
     a, b = elector(api, "a", clock), elector(api, "b", clock)
     assert await a.try_once() is True
