@@ -17,7 +17,7 @@ from collections.abc import Sequence
 COMMANDS: dict[str, str] = {
     "stack": "stack",
     "loadgen": "loadgen",
-    "demo": "demo",
+    "render": "render",
 }
 
 
