@@ -55,6 +55,11 @@ def _go_built(component: str, version: str, binary: str) -> Path:
     return path
 
 
+def inference_sim() -> Path:
+    """The third-party llm-d-inference-sim (a vLLM emulator), built by tools/build.sh."""
+    return _go_built("inference-sim", versions()["INFERENCE_SIM_VERSION"], "llm-d-inference-sim")
+
+
 def find() -> Binaries:
     """Locate every binary or raise :class:`MissingBinaryError` naming the fix."""
     v = versions()
