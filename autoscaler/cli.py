@@ -18,6 +18,7 @@ COMMANDS: dict[str, str] = {
     "stack": "stack",
     "loadgen": "loadgen",
     "render": "render",
+    "demo": "demo",
     "inspect-metrics": "inspect_metrics",
 }
 

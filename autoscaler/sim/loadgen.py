@@ -61,6 +61,48 @@ def poisson_arrivals(
         out.append(Arrival(t, prompt_tokens, output_tokens))
 
 
+def azure_arrivals(
+    path: Path, *, start: float = 0.0, duration: float | None = None, speedup: float = 1.0
+) -> list[Arrival]:
+    """Arrivals from an Azure LLM inference trace CSV (``TIMESTAMP,ContextTokens,GeneratedTokens``,
+    optionally gzipped): the slice ``[start, start + duration)`` seconds of trace time, replayed
+    ``speedup`` times faster, times relative to the slice start.
+
+    Timestamps have 7 fractional digits, which ``datetime`` does not take: the 7th is cut.
+    """
+    import csv
+    import datetime as dt
+    import gzip
+
+    opener = gzip.open if path.suffix == ".gz" else open
+    out: list[Arrival] = []
+    t0: float | None = None
+    with opener(path, "rt", newline="") as f:
+        reader = csv.DictReader(f)
+        if reader.fieldnames is None or not {
+            "TIMESTAMP",
+            "ContextTokens",
+            "GeneratedTokens",
+        } <= set(reader.fieldnames):
+            raise ValueError(
+                f"{path}: not an Azure trace (need TIMESTAMP,ContextTokens,GeneratedTokens)"
+            )
+        for row in reader:
+            stamp = row["TIMESTAMP"].strip()
+            head, _, frac = stamp.partition(".")
+            t = dt.datetime.fromisoformat(f"{head}.{(frac + '000000')[:6]}").timestamp()
+            t0 = t if t0 is None else t0
+            rel = t - t0 - start
+            if rel < 0:
+                continue
+            if duration is not None and rel >= duration:
+                break
+            out.append(
+                Arrival(rel / speedup, int(row["ContextTokens"]), int(row["GeneratedTokens"]))
+            )
+    return out
+
+
 @dataclass
 class Backend:
     name: str

@@ -111,7 +111,16 @@ class Replica:
 
     # ---- inputs --------------------------------------------------------------------------
     def submit(self, request: Request) -> None:
-        """Queue a request. Call :meth:`advance` up to ``request.arrival`` first."""
+        """Queue a request. Call :meth:`advance` up to ``request.arrival`` first.
+
+        Like vLLM, a request that can never fit the KV cache (prompt + output longer than
+        the cache) is refused up front instead of being preempted forever.
+        """
+        if request.prompt_tokens + request.output_tokens > self.profile.kv_cache_tokens:
+            raise ValueError(
+                f"request of {request.prompt_tokens} + {request.output_tokens} tokens exceeds "
+                f"the KV cache of {self.profile.kv_cache_tokens} tokens"
+            )
         request.prefill_left = request.prompt_tokens
         self.waiting.append(request)
 

@@ -196,9 +196,9 @@ class SimulatedVllm:
         self._step()
         loop = asyncio.get_running_loop()
         req = Request(next(_ids), self.now(), max(1, prompt_tokens), max(1, output_tokens))
+        self.replica.submit(req)
         pending = _Pending(req, loop.create_future(), loop.create_future())
         self._pending[req.id] = pending
-        self.replica.submit(req)
         self._wake.set()
         return pending
 
@@ -239,7 +239,10 @@ class SimulatedVllm:
             return _error(400, str(e))
         if body.get("model") not in (None, self.model_name):
             return _error(404, f"The model `{body.get('model')}` does not exist.")
-        pending = self.submit(prompt_tokens, max_tokens)
+        try:
+            pending = self.submit(prompt_tokens, max_tokens)
+        except ValueError as e:
+            return _error(400, f"This model's maximum context length is exceeded: {e}")
         rid = f"{'chatcmpl' if chat else 'cmpl'}-{pending.request.id}"
         usage = {
             "prompt_tokens": prompt_tokens,
