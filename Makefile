@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: help setup test unit e2e lint typecheck demo bench clean
+.PHONY: coverage help setup test unit e2e lint typecheck demo bench clean
 
 help:
 	@echo "make demo   - bring up the local stack, run the autoscaler on a replayed trace, live output"
@@ -27,7 +27,12 @@ unit: setup
 e2e: setup
 	$(PY) -m pytest tests/e2e -q $(PYTEST_ARGS)
 
-test: setup lint typecheck
+# policies/ is the product's core: its unit tests alone must cover >= 95 % of its lines
+coverage: setup
+	$(PY) -m pytest tests/unit/test_policies.py tests/unit/test_policy_spec.py -q \
+		--cov=policies --cov-report=term-missing:skip-covered --cov-fail-under=95
+
+test: setup lint typecheck coverage
 	$(PY) -m pytest tests -q --durations=15 $(PYTEST_ARGS)
 
 demo: setup

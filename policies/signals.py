@@ -83,6 +83,9 @@ class TargetSignals:
 
     key: TargetKey
     pods: tuple[PodSignals, ...] = ()
+    demand: Sample | None = None
+    """Requests waiting for this InferenceService outside its pods (a gateway's queue), when
+    such a source exists; the only signal that can wake a model scaled to zero."""
 
     @property
     def ready_pods(self) -> tuple[PodSignals, ...]:
