@@ -20,6 +20,9 @@ COMMANDS: dict[str, str] = {
     "render": "render",
     "demo": "demo",
     "inspect-metrics": "inspect_metrics",
+    "simulate": "simulate",
+    "run": "run",
+    "explain": "explain",
 }
 
 

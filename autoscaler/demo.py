@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import sys
 import time
@@ -26,6 +27,7 @@ from typing import Any
 import aiohttp
 import yaml
 
+from autoscaler.scaling import DECISION_ANNOTATION
 from autoscaler.sim.loadgen import Arrival, LoadGenerator, summarize
 from autoscaler.stack import binaries, process
 from autoscaler.stack.kube import api_client
@@ -79,6 +81,12 @@ def demo_isvc() -> dict[str, Any]:
                 # Copied to the pods by the builders; read by the fleet simulator.
                 "sim.llm-autoscaler.io/profile": "llama-3.1-8b-h100",
                 "sim.llm-autoscaler.io/cold-start-seconds": "5",
+                # Scaling knobs (see docs/scaling.md); short windows so a 2-minute demo
+                # shows both directions.
+                "llm-autoscaler.io/target-queue-depth": "3",
+                "llm-autoscaler.io/cold-start": "10s",
+                "llm-autoscaler.io/scale-down-window": "30s",
+                "llm-autoscaler.io/scale-down-period": "10s",
             },
         },
         "spec": {
@@ -196,9 +204,7 @@ async def observe(state: StackState, t0: float) -> Tick:
             isvc = await client.CustomObjectsApi(api).get_namespaced_custom_object(
                 "serving.kserve.io", "v1beta1", NAMESPACE, "inferenceservices", ISVC
             )
-            decision = (isvc["metadata"].get("annotations") or {}).get(
-                "llm-autoscaler.io/last-decision", ""
-            )
+            decision = (isvc["metadata"].get("annotations") or {}).get(DECISION_ANNOTATION, "")
     return Tick(time.monotonic() - t0, desired, ready, queue, running, kv, gpu, decision)
 
 
@@ -225,8 +231,31 @@ def line(t: Tick) -> str:
     )
 
 
+def start_service(state: StackState) -> list[process.Proc]:
+    """``llm-autoscaler run`` against the stack: Prometheus source, 1 s ticks, one replica."""
+    from autoscaler.stack.stack import free_port
+
+    argv = [
+        sys.executable,
+        "-m",
+        "autoscaler.cli",
+        "run",
+        f"--kubeconfig={state.kubeconfig}",
+        "--identity=demo",
+        "--metrics-source=prometheus",
+        f"--prometheus-url={state.prometheus_url}",
+        "--tick-seconds=1",
+        "--stale-after-seconds=10",
+        "--listen-address=127.0.0.1",
+        f"--http-port={free_port()}",
+        "--metrics-api-enabled=false",
+        "--lease-namespace=default",
+    ]
+    return [process.start("llm-autoscaler", argv, Path(state.state_dir) / "logs")]
+
+
 async def run_demo(
-    cfg: DemoConfig, start_service: Callable[[StackState], list[process.Proc]] = lambda _: []
+    cfg: DemoConfig, start: Callable[[StackState], list[process.Proc]] = start_service
 ) -> dict[str, Any]:
     out = cfg.out
     cfg.results.mkdir(parents=True, exist_ok=True)
@@ -244,7 +273,8 @@ async def run_demo(
     ticks: list[Tick] = []
     try:
         await install(state.kubeconfig, out)
-        procs = start_service(state)
+        procs = start(state)
+        out("started llm-autoscaler run (scaling loop, Prometheus source, 1 s tick)")
         gen = LoadGenerator(Path(state.kubeconfig), NAMESPACE, ISVC, backend_wait=120)
         n, d = len(cfg.arrivals), cfg.duration
         out(f"replaying {n} requests over {d:.0f}s; one line every {cfg.tick:.0f}s")
@@ -265,6 +295,7 @@ async def run_demo(
             "requests": summarize(results, slo_ttft=2.0),
             "ticks": len(ticks),
             "max_replicas": max((t.desired or 0) for t in ticks) if ticks else 0,
+            "scale_changes": sum(1 for a, b in itertools.pairwise(ticks) if a.desired != b.desired),
         }
         (cfg.results / "summary.json").write_text(json.dumps(summary, indent=2))
         (cfg.results / "ticks.json").write_text(json.dumps([t.__dict__ for t in ticks], indent=1))

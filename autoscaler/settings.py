@@ -74,6 +74,9 @@ class Settings(BaseSettings):
     )
     metrics_api_port: int = Field(6443, description="external metrics API (HTTPS)")
     metrics_api_enabled: bool = True
+    debug_auth: bool = Field(
+        True, description="/debug/decisions needs a token allowed to get the ISVC"
+    )
     tls_cert_file: Path | None = Field(
         None, description="metrics API serving cert; self-signed when unset"
     )

@@ -28,9 +28,13 @@ from enum import StrEnum
 from autoscaler.sim.profiles import Profile
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class Request:
-    """One inference request. ``arrival`` is when it reached the replica (seconds)."""
+    """One inference request. ``arrival`` is when it reached the replica (seconds).
+
+    Compared by identity: a replica removes finished requests from its running list, and a
+    field-by-field ``__eq__`` there would be slow and could match a different request.
+    """
 
     id: int
     arrival: float
@@ -147,19 +151,25 @@ class Replica:
         """Admit queue heads while a sequence slot and KV room (above a 1 % watermark) exist.
 
         Nothing is admitted right after a preemption: like vLLM, the engine first lets the
-        running requests make progress, which avoids preempt/re-admit thrash.
+        running requests make progress, which avoids preempt/re-admit thrash. The prompt still
+        to prefill of running requests counts as used, so admissions never over-commit the
+        cache (two 3k-token prompts are not both admitted into a 4k-token cache).
         """
         p = self.profile
         if self._just_preempted:
             self._just_preempted = False
             return
+        if not self.waiting:
+            return
         limit = p.kv_cache_tokens * (1.0 - self.KV_WATERMARK)
+        committed = self.kv_used + sum(r.prefill_left for r in self.running)
         while self.waiting and len(self.running) < p.max_num_seqs:
             head = self.waiting[0]
             need = head.prompt_tokens + head.generated + 1
-            if self.kv_used + need > limit and self.running:
+            if committed + need > limit and self.running:
                 return
             self.waiting.popleft()
+            committed += need
             head.prefill_left = head.prompt_tokens + head.generated
             if head.admitted_at is None:
                 head.admitted_at = self.clock

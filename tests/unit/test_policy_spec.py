@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -396,3 +397,11 @@ def test_decision_direction() -> None:
     assert (d.direction, d.changed) == ("up", True)
     assert Decision(0, 3, 1, Rule.SCALE_DOWN, "x").direction == "down"
     assert Decision(0, 3, 3, Rule.STEADY, "x").direction == "none"
+
+
+def test_every_annotation_and_rule_is_documented() -> None:
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "scaling.md").read_text()
+    for name in ANNOTATIONS:
+        assert f"`llm-autoscaler.io/{name}`" in doc, name
+    for rule in Rule:
+        assert f"`{rule.value}`" in doc, rule

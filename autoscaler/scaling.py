@@ -1,0 +1,282 @@
+"""The scaling loop: every tick, snapshot → decide per InferenceService → act on change.
+
+One tick: read the targets and their pods from the caches; take ONE metrics snapshot for all
+of them (one PromQL query per signal, or one concurrent round of scrapes); then, for every
+target concurrently and each within its own time budget (one slow InferenceService never
+delays the others): resolve its spec, ask the policy, and when the decision differs from the
+scale subresource, write it (optimistic concurrency), record an Event (``ScaledUp`` /
+``ScaledDown`` with the rule and reason) and the decision annotation.
+
+Rules that keep the loop from doing harm:
+
+* an invalid spec (bad annotation, min > max, unknown policy) → an Event and a status
+  annotation, replicas left as they are;
+* an unavailable snapshot is passed to the policy, which freezes (never scales down on it);
+* a scale changed by someone else (a human, another HPA) is detected, reported once, and
+  adopted as the new baseline; if it keeps happening the loop stops writing to that target
+  (``ScalerConflict``) instead of fighting in a loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from adapters.kube import EventSink, ScaleClient, ScaleConflictError
+from adapters.source import MetricsSource, PodTarget
+from autoscaler import decisions
+from autoscaler.targets import Target, pod_targets, targets
+from autoscaler.telemetry import Telemetry
+from policies.signals import MetricsSnapshot, TargetKey
+
+log = logging.getLogger(__name__)
+
+FOREIGN_WINDOW_S = 300.0
+FOREIGN_LIMIT = 3
+DECISION_ANNOTATION = "status.llm-autoscaler.io/decision"
+"""Where the current decision (or the spec error) shows on the InferenceService."""
+
+
+@dataclass
+class TargetState:
+    """What the loop remembers about one InferenceService between ticks."""
+
+    policy_state: Any = None
+    last_written: int | None = None
+    history: deque[decisions.Record] = field(default_factory=lambda: deque(maxlen=100))
+    spec_errors: tuple[str, ...] = ()
+    foreign_changes: deque[float] = field(default_factory=lambda: deque(maxlen=10))
+    holding_for_conflict: bool = False
+    annotation: str = ""
+
+
+class IsvcAnnotator:
+    """Writes the decision annotation on an InferenceService (merge patch)."""
+
+    def __init__(self, custom_api: Any) -> None:
+        self.api = custom_api
+
+    async def annotate(self, namespace: str, name: str, value: str) -> None:
+        await self.api.patch_namespaced_custom_object(
+            "serving.kserve.io",
+            "v1beta1",
+            namespace,
+            "inferenceservices",
+            name,
+            {"metadata": {"annotations": {DECISION_ANNOTATION: value}}},
+            _content_type="application/merge-patch+json",
+        )
+
+
+class ScalingLoop:
+    """Ticks over every ``external`` InferenceService; see the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        isvcs: Callable[[], list[dict[str, Any]]],
+        pods: Callable[[], list[dict[str, Any]]],
+        source: MetricsSource,
+        scaler: ScaleClient,
+        recorder: EventSink,
+        annotator: IsvcAnnotator | None,
+        decider: decisions.Decider,
+        telemetry: Telemetry,
+        tick_seconds: float = 1.0,
+        target_timeout: float = 5.0,
+        namespaces: tuple[str, ...] = (),
+        clock: Callable[[], float] = time.time,
+        source_name: str = "",
+        prepare: Callable[[], None] | None = None,
+    ) -> None:
+        self.isvcs, self.pods = isvcs, pods
+        self.source, self.scaler, self.recorder, self.annotator = (
+            source,
+            scaler,
+            recorder,
+            annotator,
+        )
+        self.decider = decider
+        self.telemetry = telemetry
+        self.tick_seconds, self.target_timeout = tick_seconds, target_timeout
+        self.namespaces = namespaces
+        self.clock = clock
+        self.source_name = source_name or getattr(source, "name", "source")
+        self.prepare = prepare
+        """Called at the start of every tick (e.g. to refresh the dcgm-exporter list)."""
+        self.state: dict[TargetKey, TargetState] = {}
+        self.snapshot: MetricsSnapshot | None = None
+        self.pod_index: list[PodTarget] = []
+
+    async def run(self) -> None:
+        """Tick forever at ``tick_seconds`` (measured from tick start); cancel to stop."""
+        loop = asyncio.get_running_loop()
+        while True:
+            started = loop.time()
+            try:
+                await self.tick()
+            except Exception:
+                self.telemetry.errors.labels("tick").inc()
+                log.exception("scaling tick failed")
+            await asyncio.sleep(max(0.0, self.tick_seconds - (loop.time() - started)))
+
+    async def tick(self) -> MetricsSnapshot:
+        t0 = time.perf_counter()
+        now = self.clock()
+        if self.prepare is not None:
+            self.prepare()
+        wanted = targets(self.isvcs(), self.namespaces)
+        self.pod_index = pod_targets(self.pods(), wanted)
+        snapshot = await self.source.snapshot(self.pod_index, now)
+        self.snapshot = snapshot
+        self.telemetry.snapshot_available.labels(self.source_name).set(
+            1 if snapshot.available else 0
+        )
+        self.telemetry.snapshot_age.labels(self.source_name).set(
+            max(0.0, self.clock() - snapshot.taken_at)
+        )
+        self.telemetry.targets.set(len(wanted))
+        if not snapshot.available:
+            self.telemetry.errors.labels("snapshot-unavailable").inc()
+        pods_by_target: dict[TargetKey, list[PodTarget]] = {}
+        for p in self.pod_index:
+            pods_by_target.setdefault(p.isvc, []).append(p)
+        await asyncio.gather(
+            *(self._guarded(t, snapshot, pods_by_target.get(t.key, []), now) for t in wanted)
+        )
+        for gone in set(self.state) - {t.key for t in wanted}:
+            del self.state[gone]
+            self.telemetry.forget(gone.namespace, gone.name)
+        self.telemetry.tick.observe(time.perf_counter() - t0)
+        return snapshot
+
+    async def _guarded(
+        self, t: Target, snapshot: MetricsSnapshot, pods: list[PodTarget], now: float
+    ) -> None:
+        try:
+            await asyncio.wait_for(self._one(t, snapshot, pods, now), timeout=self.target_timeout)
+        except TimeoutError:
+            self.telemetry.errors.labels("target-timeout").inc()
+            log.warning(
+                "%s: decide+act exceeded %.1fs; skipped this tick", t.key, self.target_timeout
+            )
+        except Exception:
+            self.telemetry.errors.labels("target").inc()
+            log.exception("%s: scaling failed", t.key)
+
+    async def _one(
+        self, t: Target, snapshot: MetricsSnapshot, pods: list[PodTarget], now: float
+    ) -> None:
+        st = self.state.setdefault(t.key, TargetState())
+        ns = t.key.namespace
+        spec, errors = self.decider.resolve(t.isvc)
+        if errors:
+            if tuple(errors) != st.spec_errors:
+                st.spec_errors = tuple(errors)
+                msg = "; ".join(errors)
+                log.warning("%s: invalid scaling spec, replicas left as they are: %s", t.key, msg)
+                await self.recorder.record(
+                    t.isvc, type_="Warning", reason="InvalidScalingSpec", message=msg
+                )
+                await self._annotate(t, st, f"invalid-spec: {msg}")
+            self.telemetry.errors.labels("invalid-spec").inc()
+            return
+        st.spec_errors = ()
+        scale = await self.scaler.get_scale(ns, t.predictor)
+        if scale is None:
+            return  # the reconciler has not created the predictor yet
+        await self._note_foreign_change(t, st, scale.replicas, now)
+        signals = snapshot.targets.get(t.key) or decisions.signals_without_samples(t.key, pods)
+        record, st.policy_state = self.decider.decide(
+            signals,
+            spec,
+            st.policy_state,
+            now,
+            scale.replicas,
+            snapshot_available=snapshot.available,
+        )
+        st.history.append(record)
+        decisions.observe(self.telemetry, t.key, record, scale.replicas, signals)
+        desired = record.desired
+        if desired != scale.replicas and st.holding_for_conflict:
+            log.info(
+                "%s: would scale %d → %d but another scaler keeps changing it; holding",
+                t.key,
+                scale.replicas,
+                desired,
+            )
+        elif desired != scale.replicas:
+            await self._write(t, st, scale, record)
+        await self._annotate(t, st, record.summary)
+
+    async def _note_foreign_change(
+        self, t: Target, st: TargetState, current: int, now: float
+    ) -> None:
+        """Detect a scale we did not write; adopt it, and stop writing if it keeps happening."""
+        recent = [x for x in st.foreign_changes if now - x <= FOREIGN_WINDOW_S]
+        if st.holding_for_conflict and not recent:
+            st.holding_for_conflict = False
+            log.info(
+                "%s: no foreign scale changes for %.0fs; writing again", t.key, FOREIGN_WINDOW_S
+            )
+        if st.last_written is None or current == st.last_written:
+            return
+        st.foreign_changes.append(now)
+        recent.append(now)
+        log.warning(
+            "%s: replicas changed to %d by someone else (we set %d); adopting it",
+            t.key,
+            current,
+            st.last_written,
+        )
+        st.last_written = current
+        if len(recent) >= FOREIGN_LIMIT:
+            if not st.holding_for_conflict:
+                st.holding_for_conflict = True
+                msg = (
+                    f"replicas of {t.predictor} changed {len(recent)} times in "
+                    f"{FOREIGN_WINDOW_S:.0f}s by another writer (an HPA or a person?); "
+                    "llm-autoscaler stops writing to it until that stops"
+                )
+                await self.recorder.record(
+                    t.isvc, type_="Warning", reason="ScalerConflict", message=msg
+                )
+            return
+        msg = f"replicas changed to {current} by another writer; adopted as the new baseline"
+        await self.recorder.record(t.isvc, type_="Normal", reason="ScaledExternally", message=msg)
+
+    async def _write(
+        self, t: Target, st: TargetState, scale: Any, record: decisions.Record
+    ) -> None:
+        ns = t.key.namespace
+        try:
+            await self.scaler.set_replicas(ns, t.predictor, record.desired, scale)
+        except ScaleConflictError:
+            self.telemetry.scale_writes.labels(ns, t.key.name, "conflict").inc()
+            log.info("%s: scale changed while deciding; re-reading next tick", t.key)
+            return
+        st.last_written = record.desired
+        self.telemetry.scale_writes.labels(ns, t.key.name, "ok").inc()
+        up = record.desired > scale.replicas
+        reason = "ScaledUp" if up else "ScaledDown"
+        msg = f"{scale.replicas} → {record.desired} replicas ({record.rule}): {record.reason}"
+        log.info("%s: %s %s", t.key, reason, msg)
+        await self.recorder.record(t.isvc, type_="Normal", reason=reason, message=msg)
+
+    async def _annotate(self, t: Target, st: TargetState, value: str) -> None:
+        if self.annotator is None or value == st.annotation:
+            return
+        try:
+            await self.annotator.annotate(t.key.namespace, t.key.name, value)
+            st.annotation = value
+        except Exception as e:  # the annotation is informative; never fail the decision on it
+            log.warning("%s: cannot write the decision annotation: %s", t.key, e)
+
+    def history(self, key: TargetKey) -> list[decisions.Record]:
+        st = self.state.get(key)
+        return list(st.history) if st else []

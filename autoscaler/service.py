@@ -1,0 +1,299 @@
+"""The service: wiring of the caches, the leader-only workers and the servers.
+
+Both replicas run the informers (InferenceServices, predictor pods, dcgm-exporter pods), the
+HTTP server (own metrics, probes) and the external metrics API. Only the Lease holder runs the
+scaling loop and the InferenceService reconciler; losing the Lease cancels them before another
+replica may take over (see :mod:`adapters.lease`). Everything long-running is started through
+one :class:`~autoscaler.supervisor.Supervisor` and stopped in reverse order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from adapters.informer import Informer
+from adapters.kube import EventRecorder, Scaler
+from adapters.lease import LeaderElector
+from adapters.prometheus import PrometheusSource
+from adapters.scrape import DirectScrapeSource
+from adapters.source import MetricsSource
+from autoscaler import decisions
+from autoscaler.scaling import IsvcAnnotator, ScalingLoop
+from autoscaler.settings import Settings
+from autoscaler.supervisor import Supervisor
+from autoscaler.targets import ISVC_LABEL, dcgm_urls
+from autoscaler.telemetry import Telemetry
+from policies.signals import TargetKey
+
+log = logging.getLogger(__name__)
+
+
+async def kube_client(settings: Settings) -> Any:
+    from kubernetes_asyncio import client, config
+
+    cfg = client.Configuration()
+    if settings.kubeconfig:
+        await config.load_kube_config(
+            config_file=str(settings.kubeconfig), client_configuration=cfg
+        )
+    else:
+        config.load_incluster_config(client_configuration=cfg)
+    return client.ApiClient(configuration=cfg)
+
+
+def make_source(settings: Settings) -> MetricsSource:
+    if settings.metrics_source == "prometheus":
+        assert settings.prometheus_url
+        return PrometheusSource(
+            settings.prometheus_url,
+            prefix=settings.metric_prefix,
+            namespaces=settings.namespaces,
+            max_age=settings.stale_after_seconds,
+            bearer_token_file=settings.prometheus_bearer_token_file,
+            ca_file=settings.prometheus_ca_file,
+            insecure_skip_verify=settings.prometheus_insecure_skip_verify,
+        )
+    return DirectScrapeSource(
+        prefix=settings.metric_prefix,
+        concurrency=settings.scrape_concurrency,
+        timeout=settings.scrape_timeout_seconds,
+    )
+
+
+class Service:
+    def __init__(self, settings: Settings, telemetry: Telemetry | None = None) -> None:
+        self.settings = settings
+        self.telemetry = telemetry or Telemetry()
+        self.sup = Supervisor()
+        self.api: Any = None
+        self.loop: ScalingLoop | None = None
+        self.elector: LeaderElector | None = None
+        self.informers: dict[str, Informer] = {}
+        self.source: MetricsSource | None = None
+        self.runners: list[web.AppRunner] = []
+        self.stopping = asyncio.Event()
+
+    # ------------------------------------------------------------------ start/stop
+    async def start(self) -> None:
+        from kubernetes_asyncio import client
+
+        s = self.settings
+        self.api = await kube_client(s)
+        custom, core = client.CustomObjectsApi(self.api), client.CoreV1Api(self.api)
+        self.informers = {
+            "isvcs": Informer(
+                custom.list_cluster_custom_object,
+                name="inferenceservices",
+                args=("serving.kserve.io", "v1beta1", "inferenceservices"),
+            ),
+            "pods": Informer(
+                core.list_pod_for_all_namespaces, name="predictor-pods", label_selector=ISVC_LABEL
+            ),
+        }
+        if s.metrics_source == "direct":
+            self.informers["dcgm"] = Informer(
+                core.list_namespaced_pod,
+                name="dcgm-exporters",
+                args=(s.dcgm_namespace,),
+                label_selector=s.dcgm_selector,
+            )
+        for name, inf in self.informers.items():
+            self.sup.start(f"informer/{name}", inf.run)
+        self.source = make_source(s)
+        recorder = EventRecorder(core, host=s.identity)
+        self.loop = ScalingLoop(
+            isvcs=self.informers["isvcs"].list,
+            pods=self.informers["pods"].list,
+            source=self.source,
+            scaler=Scaler(client.AppsV1Api(self.api)),
+            recorder=recorder,
+            annotator=IsvcAnnotator(custom),
+            decider=decisions.Decider(),
+            telemetry=self.telemetry,
+            tick_seconds=s.tick_seconds,
+            target_timeout=s.target_timeout_seconds,
+            namespaces=s.namespaces,
+            prepare=self._refresh_dcgm,
+        )
+        await self._start_http()
+        if s.leader_elect:
+            self.elector = LeaderElector(
+                client.CoordinationV1Api(self.api),
+                namespace=s.lease_namespace,
+                name=s.lease_name,
+                identity=s.identity,
+                lease_duration=s.lease_duration_seconds,
+                renew_deadline=s.renew_deadline_seconds,
+                retry_period=s.retry_period_seconds,
+                on_change=self._leadership,
+            )
+            self.sup.start("leader-election", self.elector.run)
+        else:
+            self._leadership(True)
+
+    def _refresh_dcgm(self) -> None:
+        """Direct scraping reads every Ready dcgm-exporter pod (one per GPU node)."""
+        if isinstance(self.source, DirectScrapeSource) and "dcgm" in self.informers:
+            self.source.dcgm_urls = dcgm_urls(
+                self.informers["dcgm"].list(), self.settings.dcgm_port
+            )
+
+    def _leadership(self, leader: bool) -> None:
+        self.telemetry.leader.set(1 if leader else 0)
+        if leader:
+            self.sup.start("scaling-loop", self._run_loop)
+        else:
+            asyncio.get_running_loop().create_task(self.sup.cancel("scaling-loop"))
+
+    async def _run_loop(self) -> None:
+        assert self.loop is not None
+        for inf in self.informers.values():
+            await inf.synced.wait()
+        log.info(
+            "leading: scaling loop started (tick %.1fs, source %s)",
+            self.settings.tick_seconds,
+            self.settings.metrics_source,
+        )
+        await self.loop.run()
+
+    async def stop(self) -> None:
+        if self.elector is not None:
+            await self.sup.cancel("leader-election")
+            await self.elector.release()
+        await self.sup.stop()
+        for r in reversed(self.runners):
+            await r.cleanup()
+        close = getattr(self.source, "close", None)
+        if close is not None:
+            await close()
+        if self.api is not None:
+            await self.api.close()
+
+    # ------------------------------------------------------------------ HTTP
+    async def _start_http(self) -> None:
+        app = web.Application()
+        app.router.add_get("/metrics", self._metrics)
+        app.router.add_get("/healthz", self._healthz)
+        app.router.add_get("/livez", self._healthz)
+        app.router.add_get("/readyz", self._readyz)
+        app.router.add_get("/debug/decisions/{namespace}/{name}", self._decisions)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, self.settings.listen_address, self.settings.http_port).start()
+        self.runners.append(runner)
+        log.info(
+            "HTTP (own metrics, probes) on %s:%d",
+            self.settings.listen_address,
+            self.settings.http_port,
+        )
+
+    async def _metrics(self, _: web.Request) -> web.Response:
+        return web.Response(
+            body=generate_latest(self.telemetry.registry),
+            headers={"Content-Type": CONTENT_TYPE_LATEST},
+        )
+
+    async def _decisions(self, request: web.Request) -> web.Response:
+        """The last decisions of one InferenceService, for ``llm-autoscaler explain``.
+
+        Needs a bearer token whose user may ``get`` that InferenceService (TokenReview, then
+        SubjectAccessReview), like the metrics API: the decisions show load and model names.
+        """
+        ns, name = request.match_info["namespace"], request.match_info["name"]
+        if self.settings.debug_auth:
+            denied = await self._authorize(request, ns, name)
+            if denied is not None:
+                return denied
+        if self.elector is not None and not self.elector.is_leader:
+            lease = f"{self.settings.lease_namespace}/{self.settings.lease_name}"
+            return web.json_response(
+                {
+                    "error": f"{self.settings.identity} is not the leader; the Lease {lease} "
+                    "names the replica that decides"
+                },
+                status=409,
+            )
+        records = self.loop.history(TargetKey(ns, name)) if self.loop else []
+        try:
+            limit = max(1, int(request.query.get("limit", "20")))
+        except ValueError:
+            return web.json_response({"error": "limit must be an integer"}, status=400)
+        return web.json_response(
+            {
+                "isvc": f"{ns}/{name}",
+                "identity": self.settings.identity,
+                "decisions": [r.to_json() for r in records[-limit:]],
+            }
+        )
+
+    async def _authorize(self, request: web.Request, ns: str, name: str) -> web.Response | None:
+        from kubernetes_asyncio import client
+
+        header = request.headers.get("Authorization", "")
+        if not header.startswith("Bearer "):
+            return web.json_response({"error": "bearer token required"}, status=401)
+        review = await client.AuthenticationV1Api(self.api).create_token_review(
+            {
+                "apiVersion": "authentication.k8s.io/v1",
+                "kind": "TokenReview",
+                "spec": {"token": header.removeprefix("Bearer ").strip()},
+            }
+        )
+        status = review.status
+        if not status or not status.authenticated:
+            return web.json_response({"error": "token not authenticated"}, status=401)
+        user = status.user
+        sar = await client.AuthorizationV1Api(self.api).create_subject_access_review(
+            {
+                "apiVersion": "authorization.k8s.io/v1",
+                "kind": "SubjectAccessReview",
+                "spec": {
+                    "user": user.username,
+                    "groups": user.groups or [],
+                    "uid": user.uid,
+                    "resourceAttributes": {
+                        "namespace": ns,
+                        "verb": "get",
+                        "group": "serving.kserve.io",
+                        "resource": "inferenceservices",
+                        "name": name,
+                    },
+                },
+            }
+        )
+        if not sar.status or not sar.status.allowed:
+            return web.json_response(
+                {"error": f"{user.username} may not get inferenceservices {ns}/{name}"}, status=403
+            )
+        return None
+
+    async def _healthz(self, _: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    async def _readyz(self, _: web.Request) -> web.Response:
+        waiting = [n for n, i in self.informers.items() if not i.synced.is_set()]
+        if waiting:
+            return web.Response(status=503, text=f"caches not synced: {', '.join(waiting)}")
+        return web.Response(text="ok")
+
+
+async def serve(settings: Settings) -> None:
+    """Run until SIGTERM/SIGINT; then stop cleanly (release the Lease first)."""
+    svc = Service(settings)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, svc.stopping.set)
+    await svc.start()
+    try:
+        await svc.stopping.wait()
+    finally:
+        log.info("shutting down")
+        await svc.stop()
