@@ -68,7 +68,14 @@ class Scaler:
             if e.status == 404:
                 return None
             raise
-        return _scale(json.loads(await resp.read()))
+        body = json.loads(await resp.read())
+        # Without preloading, some client versions hand back an error Status instead of
+        # raising: read it as what it is.
+        if resp.status == 404 or body.get("kind") == "Status":
+            if resp.status == 404 or body.get("code") == 404:
+                return None
+            raise RuntimeError(f"reading {namespace}/{name}/scale: {body.get('message', body)}")
+        return _scale(body)
 
     async def set_replicas(self, namespace: str, name: str, replicas: int, expect: Scale) -> Scale:
         """Set ``spec.replicas`` if the scale is still at ``expect.resource_version``."""
@@ -94,7 +101,12 @@ class Scaler:
                     f"{namespace}/{name}: scale changed since it was read"
                 ) from e
             raise
-        return _scale(json.loads(await resp.read()))
+        body = json.loads(await resp.read())
+        if body.get("kind") == "Status":
+            if body.get("code") == 409:
+                raise ScaleConflictError(f"{namespace}/{name}: scale changed since it was read")
+            raise RuntimeError(f"writing {namespace}/{name}/scale: {body.get('message', body)}")
+        return _scale(body)
 
 
 def _scale(body: dict[str, Any]) -> Scale:

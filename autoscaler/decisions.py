@@ -128,6 +128,10 @@ def observe(t: Telemetry, key: TargetKey, r: Record, current: int, signals: Targ
     ns, name = key.namespace, key.name
     t.desired.labels(ns, name).set(r.desired)
     t.current.labels(ns, name).set(current)
+    if isinstance(r.inputs.get("min"), int):
+        t.min.labels(ns, name).set(r.inputs["min"])
+    if isinstance(r.inputs.get("max"), int):
+        t.max.labels(ns, name).set(r.inputs["max"])
     t.ready.labels(ns, name).set(len(signals.ready_pods))
     t.decisions.labels(ns, name, r.rule, r.direction).inc()
     for p in r.proposals:

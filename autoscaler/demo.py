@@ -79,7 +79,7 @@ def demo_isvc() -> dict[str, Any]:
                 "serving.kserve.io/autoscalerClass": "external",
                 "serving.kserve.io/deploymentMode": "RawDeployment",
                 # Copied to the pods by the builders; read by the fleet simulator.
-                "sim.llm-autoscaler.io/profile": "llama-3.1-8b-h100",
+                "sim.llm-autoscaler.io/profile": "tiny-test",  # small: scales at laptop rates
                 "sim.llm-autoscaler.io/cold-start-seconds": "5",
                 # Scaling knobs (see docs/scaling.md); short windows so a 2-minute demo
                 # shows both directions.
@@ -138,27 +138,27 @@ async def install(kubeconfig: str, out: Callable[[str], None]) -> None:
             "serving.kserve.io", "v1beta1", NAMESPACE, "inferenceservices", demo_isvc()
         )
         out(f"created InferenceService {NAMESPACE}/{ISVC} (autoscalerClass: external)")
-        await reconcile_once(api, isvc, runtime, out)
+        del isvc
 
 
-async def reconcile_once(
-    api: Any, isvc: dict[str, Any], runtime: dict[str, Any], out: Callable[[str], None]
-) -> None:
-    """Create what the reconciler's pure builders plan for the ISVC (one pass, no watch)."""
+async def wait_for_predictor(state: StackState, out: Callable[[str], None]) -> None:
+    """Wait for the service's reconciler to create the predictor Deployment (60 s at most)."""
     from kubernetes_asyncio import client
+    from kubernetes_asyncio.client.exceptions import ApiException
 
-    from autoscaler.reconciler import Settings as ReconcilerSettings
-    from autoscaler.reconciler import plan
-
-    p = plan(isvc, [], [runtime], ReconcilerSettings())
-    if p.failure is not None:
-        raise RuntimeError(f"cannot plan {NAMESPACE}/{ISVC}: {p.failure}")
-    for obj in p.objects:
-        if obj["kind"] == "Deployment":
-            await client.AppsV1Api(api).create_namespaced_deployment(NAMESPACE, obj)
-        elif obj["kind"] == "Service":
-            await client.CoreV1Api(api).create_namespaced_service(NAMESPACE, obj)
-        out(f"created {obj['kind']} {NAMESPACE}/{obj['metadata']['name']}")
+    async with api_client(state.kubeconfig) as api:
+        for _ in range(600):
+            with contextlib.suppress(ApiException):
+                await client.AppsV1Api(api).read_namespaced_deployment(
+                    f"{ISVC}-predictor", NAMESPACE
+                )
+                out(f"the reconciler created Deployment {NAMESPACE}/{ISVC}-predictor")
+                return
+            await asyncio.sleep(0.1)
+    raise RuntimeError(
+        f"no Deployment {NAMESPACE}/{ISVC}-predictor after 60 s; see the "
+        f"llm-autoscaler log in {state.state_dir}/logs"
+    )
 
 
 async def prom_scalar(session: aiohttp.ClientSession, prom: str, query: str) -> float | None:
@@ -274,7 +274,8 @@ async def run_demo(
     try:
         await install(state.kubeconfig, out)
         procs = start(state)
-        out("started llm-autoscaler run (scaling loop, Prometheus source, 1 s tick)")
+        out("started llm-autoscaler run (reconciler, scaling loop, Prometheus source, 1 s tick)")
+        await wait_for_predictor(state, out)
         gen = LoadGenerator(Path(state.kubeconfig), NAMESPACE, ISVC, backend_wait=120)
         n, d = len(cfg.arrivals), cfg.duration
         out(f"replaying {n} requests over {d:.0f}s; one line every {cfg.tick:.0f}s")

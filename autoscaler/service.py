@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -79,6 +80,8 @@ class Service:
         self.source: MetricsSource | None = None
         self.runners: list[web.AppRunner] = []
         self.stopping = asyncio.Event()
+        self._background: set[asyncio.Task[None]] = set()
+        self._closers: list[MetricsSource] = []
 
     # ------------------------------------------------------------------ start/stop
     async def start(self) -> None:
@@ -120,9 +123,11 @@ class Service:
             tick_seconds=s.tick_seconds,
             target_timeout=s.target_timeout_seconds,
             namespaces=s.namespaces,
-            prepare=self._refresh_dcgm,
+            prepare=lambda: self._refresh_dcgm(self.source),
         )
         await self._start_http()
+        if s.metrics_api_enabled:
+            await self._start_metrics_api()
         if s.leader_elect:
             self.elector = LeaderElector(
                 client.CoordinationV1Api(self.api),
@@ -138,19 +143,120 @@ class Service:
         else:
             self._leadership(True)
 
-    def _refresh_dcgm(self) -> None:
+    async def _start_metrics_api(self) -> None:
+        """``external.metrics.k8s.io`` on every replica, served from a snapshot cache.
+
+        The cache is refreshed on its own cadence for every predictor pod (any autoscaler
+        class: an ``hpa``-class ISVC may scale on our metrics), independently of the leader's
+        scaling loop, so a follower answers as well as the leader.
+        """
+        import tempfile
+
+        from autoscaler.metrics_api.app import build_app
+        from autoscaler.metrics_api.auth import (
+            RequestHeaderAuthenticator,
+            SubjectAccessReviewAuthorizer,
+            TokenReviewAuthenticator,
+            UnionAuthenticator,
+        )
+        from autoscaler.metrics_api.cache import Refresher, SnapshotCache
+        from autoscaler.metrics_api.delegation import KubeReviewClient, load_requestheader_config
+        from autoscaler.metrics_api.runner import labels_of, predictor_pods
+        from autoscaler.metrics_api.tls import ServingCert, self_signed, server_context
+
+        s = self.settings
+        requestheader = await load_requestheader_config(self.api)
+        reviews = KubeReviewClient(self.api)
+        cache = SnapshotCache()
+        app = build_app(
+            cache,
+            authenticator=UnionAuthenticator(
+                RequestHeaderAuthenticator(requestheader), TokenReviewAuthenticator(reviews)
+            ),
+            authorizer=SubjectAccessReviewAuthorizer(reviews),
+            max_sample_age=s.stale_after_seconds,
+        )
+        if s.tls_cert_file and s.tls_key_file:
+            cert = ServingCert(s.tls_cert_file, s.tls_key_file)
+        else:
+            hosts = ("localhost", "127.0.0.1", s.identity)
+            cert = self_signed(hosts, Path(tempfile.mkdtemp(prefix="llm-autoscaler-tls-")))
+            log.info("metrics API: self-signed serving certificate for %s", ", ".join(hosts))
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        ctx = server_context(cert, requestheader.client_ca)
+        await web.TCPSite(runner, s.listen_address, s.metrics_api_port, ssl_context=ctx).start()
+        self.runners.append(runner)
+        source = make_source(s)  # its own client: never waits behind the scaling loop
+        pods = self.informers["pods"]
+        isvcs = self.informers["isvcs"]
+        refresher = Refresher(
+            source,
+            lambda: predictor_pods(pods.list(), s.namespaces),
+            cache,
+            interval=s.tick_seconds,
+            labels=lambda: labels_of(isvcs.list()),
+            prepare=lambda: self._refresh_dcgm(source),
+        )
+        self._closers.append(source)
+
+        async def refresh() -> None:
+            await pods.synced.wait()
+            await refresher.run()
+
+        self.sup.start("metrics-api-refresher", refresh)
+        log.info("external metrics API on https://%s:%d", s.listen_address, s.metrics_api_port)
+
+    def _refresh_dcgm(self, source: MetricsSource | None = None) -> None:
         """Direct scraping reads every Ready dcgm-exporter pod (one per GPU node)."""
-        if isinstance(self.source, DirectScrapeSource) and "dcgm" in self.informers:
-            self.source.dcgm_urls = dcgm_urls(
-                self.informers["dcgm"].list(), self.settings.dcgm_port
-            )
+        source = source or self.source
+        if isinstance(source, DirectScrapeSource) and "dcgm" in self.informers:
+            source.dcgm_urls = dcgm_urls(self.informers["dcgm"].list(), self.settings.dcgm_port)
 
     def _leadership(self, leader: bool) -> None:
         self.telemetry.leader.set(1 if leader else 0)
         if leader:
             self.sup.start("scaling-loop", self._run_loop)
+            self.sup.start("reconciler", self._run_reconciler)
         else:
-            asyncio.get_running_loop().create_task(self.sup.cancel("scaling-loop"))
+            # Stop acting at once: both workers are cancelled well within the renew deadline,
+            # before the lease can expire and another replica take over.
+            loop = asyncio.get_running_loop()
+            for name in ("scaling-loop", "reconciler"):
+                task = loop.create_task(self.sup.cancel(name))
+                self._background.add(task)
+                task.add_done_callback(self._background.discard)
+
+    async def _run_reconciler(self) -> None:
+        """The InferenceService reconciler, when this cluster needs it (``reconcile_isvc``).
+
+        ``auto`` stands down when KServe's own controller is installed: two controllers
+        writing the same predictor Deployment would fight.
+        """
+        from kubernetes_asyncio import client
+
+        from autoscaler.reconciler import Settings as ReconcilerSettings
+        from autoscaler.reconciler.controller import Controller, kserve_installed
+
+        s = self.settings
+        if s.reconcile_isvc == "off":
+            log.info("reconciler off (reconcile_isvc=off)")
+            return
+        if s.reconcile_isvc == "auto" and await kserve_installed(self.api):
+            log.info(
+                "reconciler standing down: KServe's controller is installed "
+                "(reconcile_isvc=auto); set it to on to override"
+            )
+            return
+        controller = Controller(
+            self.api,
+            namespaces=s.namespaces,
+            recorder=EventRecorder(client.CoreV1Api(self.api), host=s.identity),
+            settings=ReconcilerSettings(cluster_domain=s.cluster_domain),
+            observe=lambda result: self.telemetry.reconciles.labels(result).inc(),
+        )
+        log.info("leading: InferenceService reconciler started")
+        await controller.run()
 
     async def _run_loop(self) -> None:
         assert self.loop is not None
@@ -170,9 +276,10 @@ class Service:
         await self.sup.stop()
         for r in reversed(self.runners):
             await r.cleanup()
-        close = getattr(self.source, "close", None)
-        if close is not None:
-            await close()
+        for src in (self.source, *self._closers):
+            close = getattr(src, "close", None)
+            if close is not None:
+                await close()
         if self.api is not None:
             await self.api.close()
 

@@ -304,6 +304,15 @@ class DefaultPolicy:
             return done(desired, rule, why, all_props, best.signal, st)
 
         # 5. scale-down
+        if stabilized < current <= spec.min_replicas:
+            return done(
+                current,
+                Rule.MIN_REPLICAS,
+                f"at minReplicas {spec.min_replicas} ({summary})",
+                all_props,
+                best.signal,
+                st,
+            )
         if stabilized < current:
             blocked = [p.signal for p in proposals if p.replicas is None]
             missing = sum(p.missing for p in proposals)

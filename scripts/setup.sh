@@ -2,7 +2,8 @@
 # One-time (idempotent) set-up of a fresh machine for `make test` and `make demo`:
 #   1. Debian packages: prometheus (gives promtool too);
 #   2. the Python virtualenv .venv with the package and its test extras;
-#   3. the Go-built stack components (tools/build.sh; cached by version in ~/.cache/llm-autoscaler).
+#   3. the Go-built stack components and deploy tools (helm, kustomize) (tools/build.sh; cached by
+#      version in ~/.cache/llm-autoscaler).
 # Every step is skipped when already done, so a warm run takes seconds.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -3,7 +3,7 @@
 # the binaries outside the repo, keyed by version:
 #   ${LLM_AUTOSCALER_CACHE:-~/.cache/llm-autoscaler}/bin/<component>-<version>/<binary>
 # A component whose cached binaries exist is skipped, so a warm run costs nothing.
-# Usage: tools/build.sh [k8s] [etcd] [kwok] [inference-sim]   (default: all)
+# Usage: tools/build.sh [k8s] [etcd] [kwok] [inference-sim] [helm] [kustomize]   (default: all)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=versions.env
@@ -49,7 +49,19 @@ build_kwok() {
     "-X sigs.k8s.io/kwok/pkg/consts.Version=$KWOK_VERSION"
 }
 
-targets=("$@"); [[ ${#targets[@]} -gt 0 ]] || targets=(etcd kwok k8s inference-sim)
+# Helm's default Kubernetes version (helm template, lint) comes from its client-go version, as
+# in Helm's own Makefile; without it charts with a kubeVersion constraint see v1.20.0.
+build_helm() {
+  local cg; cg=$(awk '$1 == "k8s.io/client-go" {print $2}' "$here/helm/go.mod")
+  local minor; minor=$(echo "$cg" | cut -d. -f2)
+  local v="-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
+  for p in lint/rules chartutil; do
+    v="$v -X helm.sh/helm/v3/pkg/$p.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/$p.k8sVersionMinor=$minor"
+  done
+  build_simple helm "$HELM_VERSION" helm helm.sh/helm/v3/cmd/helm helm "$v"
+}
+
+targets=("$@"); [[ ${#targets[@]} -gt 0 ]] || targets=(etcd kwok k8s inference-sim helm kustomize)
 for t in "${targets[@]}"; do
   case $t in
     k8s) build_k8s ;;
@@ -57,6 +69,9 @@ for t in "${targets[@]}"; do
     kwok) build_kwok ;;
     inference-sim) build_simple inference-sim "$INFERENCE_SIM_VERSION" inference-sim \
         github.com/llm-d/llm-d-inference-sim/cmd/llm-d-inference-sim llm-d-inference-sim ;;
-    *) echo "error: unknown component '$t' (k8s, etcd, kwok, inference-sim)" >&2; exit 2 ;;
+    helm) build_helm ;;
+    kustomize) build_simple kustomize "$KUSTOMIZE_VERSION" kustomize sigs.k8s.io/kustomize/kustomize/v5 kustomize \
+        "-X sigs.k8s.io/kustomize/api/provenance.version=kustomize/$KUSTOMIZE_VERSION" ;;
+    *) echo "error: unknown component '$t' (k8s, etcd, kwok, inference-sim, helm, kustomize)" >&2; exit 2 ;;
   esac
 done

@@ -194,6 +194,10 @@ def _service_port(port: JSON, *, first: bool) -> JSON:
 
 def _without(disallowed: tuple[str, ...]) -> Any:
     def allowed(annotations: dict[str, str]) -> dict[str, str]:
-        return {k: v for k, v in annotations.items() if k not in disallowed}
+        return {
+            k: v
+            for k, v in annotations.items()
+            if k not in disallowed and not k.startswith(names.NOT_PROPAGATED_PREFIXES)
+        }
 
     return allowed

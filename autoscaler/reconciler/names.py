@@ -46,6 +46,10 @@ DISALLOWED_ANNOTATIONS: tuple[str, ...] = (
     "modelFormat",
 )
 
+# Annotations of ours that stay on the ISVC: scaling knobs and the scaler's decision status
+# change at run time, and copying them onto the pod template would roll every pod each time.
+NOT_PROPAGATED_PREFIXES: tuple[str, ...] = ("llm-autoscaler.io/", "status.llm-autoscaler.io/")
+
 # containers, volumes, paths, env
 KSERVE_CONTAINER = "kserve-container"
 TRANSFORMER_CONTAINER = "transformer-container"

@@ -31,8 +31,6 @@ from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from autoscaler.demo import crd_files
-from autoscaler.reconciler import Settings as ReconcilerSettings
-from autoscaler.reconciler import plan
 from autoscaler.stack.kube import api_client
 from autoscaler.stack.stack import StackState, free_port
 from tests.e2e.conftest import eventually, prom_query
@@ -173,13 +171,22 @@ async def install_crds(kubeconfig: str) -> None:
         for f in crd_files():
             with contextlib.suppress(ApiException):
                 await ext.create_custom_resource_definition(yaml.safe_load(f.read_text()))
-        for _ in range(100):
-            crd = await ext.read_custom_resource_definition("inferenceservices.serving.kserve.io")
-            if any(
-                c.type == "Established" and c.status == "True" for c in crd.status.conditions or []
-            ):
-                return
-            await asyncio.sleep(0.1)
+        for name in ("inferenceservices", "servingruntimes", "clusterservingruntimes"):
+            for _ in range(100):
+                crd = await ext.read_custom_resource_definition(f"{name}.serving.kserve.io")
+                if any(
+                    c.type == "Established" and c.status == "True"
+                    for c in crd.status.conditions or []
+                ):
+                    break
+                await asyncio.sleep(0.1)
+        try:
+            await client.CustomObjectsApi(api).create_cluster_custom_object(
+                "serving.kserve.io", "v1alpha1", "clusterservingruntimes", RUNTIME
+            )
+        except ApiException as e:
+            if e.status != 409:  # installed by another test module: fine
+                raise
 
 
 RUNTIME = yaml.safe_load((REPO / "deploy/runtimes/vllm-clusterservingruntime.yaml").read_text())
@@ -219,17 +226,21 @@ async def make_isvc(api: Any, prefix: str, **annotations: str) -> tuple[str, str
             }
         },
     }
-    custom = client.CustomObjectsApi(api)
-    obj = await custom.create_namespaced_custom_object(
+    await client.CustomObjectsApi(api).create_namespaced_custom_object(
         "serving.kserve.io", "v1beta1", ns, "inferenceservices", isvc
     )
-    p = plan(obj, [], [RUNTIME], ReconcilerSettings())
-    assert p.failure is None, p.failure
-    for o in p.objects:
-        if o["kind"] == "Deployment":
-            await client.AppsV1Api(api).create_namespaced_deployment(ns, o)
-        elif o["kind"] == "Service":
-            await client.CoreV1Api(api).create_namespaced_service(ns, o)
+
+    async def created() -> bool:
+        try:
+            await client.AppsV1Api(api).read_namespaced_deployment("llm-predictor", ns)
+        except ApiException as e:
+            if e.status == 404:
+                return False
+            raise
+        return True
+
+    # the service's reconciler (leader only) creates the predictor, as in a cluster
+    await eventually(created, 60, what="the reconciler to create the predictor Deployment")
     return ns, "llm-predictor"
 
 
@@ -305,7 +316,10 @@ async def test_scales_up_within_two_ticks_holds_during_cold_start_then_down_afte
     reaction = scaled - crossed
     print(f"\nreaction: queue visible in Prometheus → scale written in {reaction:.2f}s")
     assert reaction <= 2 * TICK + 0.5
-    assert await replicas(kube, ns, deploy) == 3
+    assert await replicas(kube, ns, deploy) == 3, (
+        await pods(kube, ns),
+        [(e.reason, e.message) for e in await events(kube, ns)],
+    )
 
     # while the two new pods cold-start (8 s), the queue keeps rising: no more pods
     await set_queue(stack, ns, first[0], 28)

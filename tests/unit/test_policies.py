@@ -427,3 +427,11 @@ def test_state_is_pruned_to_the_windows() -> None:
     assert state is not None
     assert len(state.recommendations) <= SPEC.scale_down_window_s + 1
     assert len(state.history) <= SPEC.forecast_window_s + 1
+
+
+def test_at_min_replicas_a_lower_proposal_says_so() -> None:
+    spec = ScalingSpec(
+        min_replicas=2, max_replicas=4, targets={"queue_depth": 5.0}, scale_down_window_s=0
+    )
+    d, _ = decide(fleet(2, 0, queue=0), 2, 0, spec=spec)
+    assert (d.desired_replicas, d.rule) == (2, Rule.MIN_REPLICAS)

@@ -276,3 +276,34 @@ async def test_other_autoscaler_classes_are_not_scaled(cls: str) -> None:
     w.source.queue["a"] = 50
     await w.tick()
     assert w.scaler.writes == []
+
+
+def test_scaling_annotations_never_reach_the_pod_template() -> None:
+    """The decision annotation changes at run time: copied to pods it would roll them all."""
+    from autoscaler.reconciler import Settings as ReconcilerSettings
+    from autoscaler.reconciler import plan
+
+    obj = isvc(
+        "a",
+        **{
+            DECISION_ANNOTATION: "panic: 3 replicas",
+            "llm-autoscaler.io/target-queue-depth": "4",
+            "team": "search",
+        },
+    )
+    obj["spec"]["predictor"]["model"] = {"modelFormat": {"name": "vLLM"}, "storageUri": "hf://x/y"}
+    runtime = {
+        "apiVersion": "serving.kserve.io/v1alpha1",
+        "kind": "ClusterServingRuntime",
+        "metadata": {"name": "vllm"},
+        "spec": {
+            "supportedModelFormats": [{"name": "vLLM", "autoSelect": True}],
+            "containers": [{"name": "kserve-container", "image": "vllm/vllm-openai"}],
+        },
+    }
+    p = plan(obj, [], [runtime], ReconcilerSettings())
+    assert p.failure is None, p.failure
+    deployment = next(o for o in p.objects if o["kind"] == "Deployment")
+    pod_ann = deployment["spec"]["template"]["metadata"].get("annotations") or {}
+    assert pod_ann.get("team") == "search"
+    assert not [k for k in pod_ann if "llm-autoscaler.io/" in k]
