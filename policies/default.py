@@ -45,6 +45,9 @@ class PolicyState:
     """When the data went missing (for the fallback timer); ``None`` while data flows."""
     history: tuple[tuple[float, Mapping[str, float]], ...] = ()
     """(time, total per signal) for the forecast."""
+    saturation: float | None = None
+    """Learned running requests per replica at saturation (see
+    :func:`~policies.formulas.saturation_update`); guards scale-down."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,6 +212,9 @@ class DefaultPolicy:
         st = replace(
             st,
             unavailable_since=None,
+            saturation=formulas.saturation_update(
+                st.saturation, view.ready, now, spec.max_sample_age_s
+            ),
             history=(
                 *st.history,
                 (now, {p.signal: p.total for p in with_data if p.total is not None}),
@@ -333,6 +339,11 @@ class DefaultPolicy:
             floor = formulas.n_minus_1_floor(
                 with_data, max(stabilized, spec.min_replicas), current, spec.tolerance_down
             )
+            capacity = formulas.capacity_floor(
+                view.ready, st.saturation, now, spec.max_sample_age_s, 1.0 - spec.tolerance_down
+            )
+            inputs["capacity_floor"] = capacity
+            floor = min(max(floor, capacity), current)
             if floor >= current:
                 return done(
                     current,

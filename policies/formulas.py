@@ -218,3 +218,55 @@ def trend_projection(
         return None
     slope, intercept = np.polyfit(t - now, y, 1)
     return float(intercept + slope * lead), float(slope)
+
+
+def saturation_update(
+    previous: float | None,
+    ready: Sequence[PodSignals],
+    now: float,
+    max_age: float,
+    weight: float = 0.3,
+) -> float | None:
+    """Learn how many running requests a replica holds when it is saturated.
+
+    A replica is saturated when requests wait on it (queue depth ≥ 1); its running count then
+    is its capacity for this model and traffic. The estimate is an exponential average
+    (``weight`` for the new sample) of the mean running count over saturated ready pods;
+    unchanged when no pod is saturated. Example: previous 60, pods saturated at 70 and 80
+    running → 0.7 × 60 + 0.3 × 75 = 64.5.
+    """
+    running = [
+        r
+        for p in ready
+        if (q := pod_value(p, Signal.QUEUE_DEPTH, now, max_age)) is not None
+        and q >= 1
+        and (r := pod_value(p, Signal.RUNNING, now, max_age)) is not None
+        and r > 0
+    ]
+    if not running:
+        return previous
+    sample = math.fsum(running) / len(running)
+    return sample if previous is None else (1 - weight) * previous + weight * sample
+
+
+def capacity_floor(
+    ready: Sequence[PodSignals],
+    saturation: float | None,
+    now: float,
+    max_age: float,
+    headroom: float,
+) -> int:
+    """The fewest replicas that keep the running requests under ``headroom`` × capacity.
+
+    Queue depth and KV use say nothing about a compute-bound replica below saturation: the
+    queue is 0 and the cache half empty until the batch is full. The running count does: with
+    ``saturation`` the learned per-replica capacity (:func:`saturation_update`), removing pods
+    is safe only while Σ running / n ≤ headroom × saturation. 0 when nothing was learned yet.
+    Example: 13 pods running 30 each (390), capacity 60, headroom 0.8 → ceil(390 / 48) = 9.
+    """
+    if not saturation:
+        return 0
+    total = math.fsum(
+        v for p in ready if (v := pod_value(p, Signal.RUNNING, now, max_age)) is not None
+    )
+    return ceil_replicas(total, saturation * headroom)

@@ -435,3 +435,41 @@ def test_at_min_replicas_a_lower_proposal_says_so() -> None:
     )
     d, _ = decide(fleet(2, 0, queue=0), 2, 0, spec=spec)
     assert (d.desired_replicas, d.rule) == (2, Rule.MIN_REPLICAS)
+
+
+def test_learned_capacity_stops_a_scale_down_that_queue_and_kv_would_allow() -> None:
+    """Compute-bound replicas show no queue and little KV use until they saturate; the
+    running count at the last saturation is their capacity, and scale-down keeps under it."""
+    spec = ScalingSpec(
+        min_replicas=1,
+        max_replicas=20,
+        targets={"queue_depth": 5.0, "kv_cache_usage": 0.8},
+        scale_down_window_s=0,
+        scale_down=RateLimit((RatePolicy("Percent", 100, 1),)),
+    )
+
+    def pods(n: int, now: float, queue: float, running: float) -> TargetSignals:
+        return TargetSignals(
+            KEY,
+            tuple(
+                PodSignals(
+                    "llm",
+                    f"p{i}",
+                    True,
+                    created_at=0.0,
+                    queue_depth=Sample(queue, now),
+                    running=Sample(running, now),
+                    kv_cache_usage=Sample(0.2, now),
+                )
+                for i in range(n)
+            ),
+        )
+
+    # 4 saturated pods: 60 running each with a queue → capacity 60 learned
+    _, st = decide(pods(4, 0, 3, 60), 4, 0, spec=spec)
+    assert st.saturation == 60
+    # later 10 pods run 30 each (300 in all), no queue, KV 0.2: proportional rules say 3
+    d, st = decide(pods(10, 10, 0, 30), 10, 10, st, spec=spec)
+    assert d.inputs["capacity_floor"] == 6  # ceil(300 / (60 × 0.9))
+    assert d.desired_replicas == 6
+    assert d.rule == Rule.N_MINUS_1

@@ -405,3 +405,21 @@ def test_every_annotation_and_rule_is_documented() -> None:
         assert f"`llm-autoscaler.io/{name}`" in doc, name
     for rule in Rule:
         assert f"`{rule.value}`" in doc, rule
+
+
+def test_saturation_update_example() -> None:
+    sat = [
+        PodSignals("n", f"p{i}", True, queue_depth=Sample(2, 0), running=Sample(r, 0))
+        for i, r in enumerate((70, 80))
+    ]
+    idle = [PodSignals("n", "q", True, queue_depth=Sample(0, 0), running=Sample(10, 0))]
+    assert formulas.saturation_update(60.0, sat, 0, 60) == pytest.approx(64.5)
+    assert formulas.saturation_update(None, sat, 0, 60) == pytest.approx(75.0)
+    assert formulas.saturation_update(60.0, idle, 0, 60) == 60.0
+    assert formulas.saturation_update(None, idle, 0, 60) is None
+
+
+def test_capacity_floor_example() -> None:
+    pods = [PodSignals("n", f"p{i}", True, running=Sample(30, 0)) for i in range(13)]
+    assert formulas.capacity_floor(pods, 60.0, 0, 60, 0.8) == 9
+    assert formulas.capacity_floor(pods, None, 0, 60, 0.8) == 0
