@@ -37,10 +37,10 @@ from autoscaler.metrics_api.auth import (
     Authorizer,
     Credentials,
 )
-from autoscaler.metrics_api.catalog import METRICS, MetricSpec, lookup
+from autoscaler.metrics_api.catalog import BASE_NAMES, METRICS, MetricSpec, lookup
 from autoscaler.metrics_api.selectors import SelectorError, parse
 from autoscaler.metrics_api.status import ApiError, status_response
-from autoscaler.metrics_api.values import GROUP, VERSION, select_items, value_list
+from autoscaler.metrics_api.values import GROUP, VERSION, fold, rfc3339, select_items, value_list
 from policies.signals import MetricsSnapshot, TargetKey
 
 __all__ = ["PUBLIC_PATHS", "SnapshotView", "build_app"]
@@ -51,6 +51,8 @@ PUBLIC_PATHS = frozenset({"/healthz", "/livez", "/readyz"})
 """The only paths served without authentication."""
 _NAMESPACE = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 _PREFIX = f"/apis/{GROUP}/{VERSION}"
+KEDA_ROUTE = "/apis/llm-autoscaler/v1/namespaces/{namespace}/inferenceservices/{isvc}/metrics"
+"""Plain JSON per InferenceService, the shape KEDA's Metrics API scaler reads."""
 
 
 class SnapshotView(Protocol):
@@ -98,6 +100,11 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
 def _attributes(request: web.Request, user: Any) -> Attributes:
     path = request.path
     ns = request.match_info.get("namespace")
+    if ns is not None and "isvc" in request.match_info:
+        # the KEDA-shaped route reads one InferenceService's load: may the caller get it?
+        return Attributes(
+            user, "get", path, ns, "inferenceservices", "serving.kserve.io", "v1beta1"
+        )
     metric = request.match_info.get("metric")
     if ns is not None and metric is not None:
         # kube-apiserver's RequestInfo: a GET of a collection (no name) is "list".
@@ -165,6 +172,42 @@ async def _metric(request: web.Request) -> web.Response:
         if len(memo) < request.app[_CONFIG]["memo_size"]:
             memo[key] = body
     return web.Response(body=body, content_type="application/json")
+
+
+async def _keda(request: web.Request) -> web.Response:
+    """One InferenceService's signals as plain JSON, for KEDA's Metrics API scaler.
+
+    ``{"namespace", "inferenceservice", "time", "metrics": {"llm-queue-depth": 12.0, ...}}``:
+    every base metric with its default fold (sum, avg or max over Ready pods with fresh
+    samples); a signal no pod reports is ``null``, never 0. KEDA reads one value with
+    ``valueLocation: metrics.llm-queue-depth`` (see docs/metrics-api.md).
+    """
+    ns, isvc = request.match_info["namespace"], request.match_info["isvc"]
+    if len(ns) > 63 or not _NAMESPACE.fullmatch(ns):
+        raise ApiError(400, f"invalid namespace {ns!r}: a DNS label")
+    snapshot = _fresh_snapshot(request.app)
+    target = snapshot.targets.get(TargetKey(ns, isvc))
+    if target is None:
+        raise ApiError(
+            404,
+            f'no metrics for InferenceService "{ns}/{isvc}": no predictor pod of it is known',
+            details={"name": isvc, "group": "serving.kserve.io", "kind": "inferenceservices"},
+        )
+    cfg = request.app[_CONFIG]
+    now = cfg["clock"]()
+    metrics: dict[str, float | None] = {}
+    for spec in METRICS.values():
+        if spec.name in BASE_NAMES:
+            items = fold(target, spec, now, cfg["max_sample_age"])
+            metrics[spec.name] = items[0].value if items else None
+    return web.json_response(
+        {
+            "namespace": ns,
+            "inferenceservice": isvc,
+            "time": rfc3339(snapshot.taken_at),
+            "metrics": metrics,
+        }
+    )
 
 
 def _render(
@@ -285,6 +328,7 @@ def build_app(
     r.add_get(f"/apis/{GROUP}", _static(discovery.api_group()))
     r.add_get(_PREFIX, _static(discovery.api_resource_list(METRICS.values())))
     r.add_get(f"{_PREFIX}/namespaces/{{namespace}}/{{metric}}", _metric)
+    r.add_get(KEDA_ROUTE, _keda)
     r.add_get("/openapi/v2", _etagged(discovery.openapi_v2()))
     r.add_get("/openapi/v3", _static(discovery.openapi_v3_index(discovery.etag(v3))))
     r.add_get(f"/openapi/v3/apis/{GROUP}/{VERSION}", _etagged(v3))

@@ -105,6 +105,9 @@ def _catalog() -> dict[str, MetricSpec]:
 METRICS: dict[str, MetricSpec] = _catalog()
 """Every served metric by name, in discovery order."""
 
+BASE_NAMES: frozenset[str] = frozenset(PREFIX + stem for stem, *_ in _SIGNALS)
+"""The metric names without a fold suffix (each with its default fold)."""
+
 
 def lookup(name: str) -> MetricSpec | None:
     """The metric called ``name`` (exactly; names are case-sensitive), or ``None``."""

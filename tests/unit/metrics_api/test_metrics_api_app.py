@@ -373,3 +373,28 @@ def test_build_app_keeps_its_state_typed() -> None:
     app = build_app(FakeView(), authenticator=TokenAuthenticator({}), authorizer=AllowList())
     paths: set[str] = {r.resource.canonical for r in app.router.routes() if r.resource is not None}
     assert f"{BASE}/namespaces/{{namespace}}/{{metric}}" in paths
+
+
+KEDA = "/apis/llm-autoscaler/v1/namespaces/ns/inferenceservices/{}/metrics"
+
+
+async def test_keda_route_serves_one_isvc_as_plain_json(client: Client, authz: AllowList) -> None:
+    status, body = await get(client, KEDA.format("llama"))
+    assert status == 200, body
+    assert body["inferenceservice"] == "llama"
+    assert body["metrics"]["llm-queue-depth"] == 7.5
+    assert body["metrics"]["llm-kv-cache-usage"] == pytest.approx(0.6)
+    assert body["metrics"]["llm-gpu-utilization"] is None  # not reported: null, never 0
+    asked = authz.asked[-1]
+    assert (asked.verb, asked.resource, asked.namespace) == ("get", "inferenceservices", "ns")
+
+
+async def test_keda_route_errors(client: Client, view: FakeView) -> None:
+    status, body = await get(client, KEDA.format("missing"))
+    assert status == 404
+    assert "no metrics for InferenceService" in body["message"]
+    status, _ = await get(client, KEDA.format("llama"), headers={"Authorization": "Bearer nobody"})
+    assert status == 403
+    view.snapshot = MetricsSnapshot.unavailable(NOW, "connection refused", "prometheus")
+    status, body = await get(client, KEDA.format("llama"))
+    assert status == 503
