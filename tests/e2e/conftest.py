@@ -32,7 +32,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackState]:
     pod_net = int(os.environ.get("LLM_AUTOSCALER_TEST_POD_NET", "3"))
     cfg = StackConfig(
         state_dir=state_dir,
-        nodes=2,
+        nodes=4,  # 32 fake GPUs: every e2e module leaves some pods while it runs
         gpus_per_node=8,
         pod_net=pod_net,
         scrape_interval="1s",

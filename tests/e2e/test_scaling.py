@@ -19,7 +19,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -192,10 +192,26 @@ async def install_crds(kubeconfig: str) -> None:
 RUNTIME = yaml.safe_load((REPO / "deploy/runtimes/vllm-clusterservingruntime.yaml").read_text())
 
 
+CREATED: list[str] = []
+"""Namespaces made by :func:`make_isvc`; deleted after each test (their pods hold GPUs)."""
+
+
+@pytest.fixture(autouse=True)
+async def _cleanup(kube: Any) -> AsyncIterator[None]:
+    yield
+    while CREATED:
+        with contextlib.suppress(ApiException):
+            await client.CoreV1Api(kube).delete_namespace(CREATED.pop())
+
+
 async def make_isvc(api: Any, prefix: str, **annotations: str) -> tuple[str, str]:
-    """A namespace with one ``external`` ISVC and the predictor the builders plan for it."""
+    """A namespace with one ``external`` ISVC, once the service's reconciler made its predictor.
+
+    The namespace is deleted after the test (see ``_cleanup``): its pods hold fake GPUs.
+    """
     ns = f"{prefix}-{uuid.uuid4().hex[:5]}"
     await client.CoreV1Api(api).create_namespace({"metadata": {"name": ns}})
+    CREATED.append(ns)
     isvc = {
         "apiVersion": "serving.kserve.io/v1beta1",
         "kind": "InferenceService",

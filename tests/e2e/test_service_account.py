@@ -24,6 +24,7 @@ from tests.e2e.conftest import eventually
 from tests.e2e.test_deploy import chart_rbac  # noqa: F401  (fixture)
 from tests.e2e.test_scaling import (
     REPO,
+    _cleanup,  # noqa: F401  (autouse fixture: deletes the namespaces make_isvc creates)
     _ready_names,
     _replicas_are,
     install_crds,
