@@ -109,6 +109,14 @@ class Scaler:
         return _scale(body)
 
 
+def _api_message(e: Any) -> str:
+    """The ``message`` of the Status body of an ApiException (or its reason)."""
+    try:
+        return str(json.loads(e.body).get("message") or e.reason)
+    except (TypeError, ValueError, AttributeError):
+        return str(getattr(e, "reason", "") or e)
+
+
 def _scale(body: dict[str, Any]) -> Scale:
     return Scale(
         replicas=int((body.get("spec") or {}).get("replicas") or 0),
@@ -154,7 +162,12 @@ class EventRecorder:
                 await self._bump(name, ns, int(existing.count or 1) + 1, now)
         except ApiException as e:
             log.warning(
-                "cannot record event %s on %s/%s: HTTP %s", reason, ns, md.get("name"), e.status
+                "cannot record event %s on %s/%s: HTTP %s: %s",
+                reason,
+                ns,
+                md.get("name"),
+                e.status,
+                _api_message(e),
             )
 
     async def _bump(self, name: str, ns: str, count: int, now: str) -> None:

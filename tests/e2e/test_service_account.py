@@ -105,8 +105,9 @@ async def test_service_runs_under_its_service_account(
         assert lease.spec.holder_identity == "sa-e2e"
         text = log.read_text(errors="replace")
         assert "external metrics API on https://" in text
-        assert "Forbidden" not in text, text[-3000:]
-        assert " 403" not in text, text[-3000:]
+        # An RBAC denial reads 'User "system:serviceaccount:..." cannot <verb> ...'; a 403 for
+        # a namespace being deleted (an earlier test's) is not about our permissions.
+        assert 'User "system:serviceaccount:' not in text, text[-3000:]
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
