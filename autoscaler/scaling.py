@@ -204,7 +204,18 @@ class ScalingLoop:
             scale.replicas,
             snapshot_available=snapshot.available,
         )
-        st.history.append(record)
+        last = st.history[-1] if st.history else None
+        if last is not None and (last.rule, last.current, last.desired) == (
+            record.rule,
+            record.current,
+            record.desired,
+        ):
+            # A repeat of the same verdict replaces the previous record: the history keeps
+            # the last 100 *different* decisions (hours of a steady ISVC, not 100 seconds)
+            # and its memory stays flat.
+            st.history[-1] = record
+        else:
+            st.history.append(record)
         decisions.observe(self.telemetry, t.key, record, scale.replicas, signals)
         desired = record.desired
         if desired != scale.replicas and st.holding_for_conflict:

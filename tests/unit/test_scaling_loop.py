@@ -184,8 +184,9 @@ async def test_scales_up_once_with_one_event_and_the_decision_annotation() -> No
     for _ in range(5):
         await w.tick()
     assert len(w.scaler.writes) == 1  # nothing changed: nothing written
-    record = w.loop.history(TargetKey("ns", "a"))[-1]
-    assert record.to_json()["rule"] == "steady"
+    history = w.loop.history(TargetKey("ns", "a"))
+    assert [r.rule for r in history] == ["scale-up", "steady"]  # 5 steady ticks, one record
+    assert history[-1].to_json()["rule"] == "steady"
     assert DECISION_ANNOTATION.startswith("status.")
 
 
