@@ -417,8 +417,11 @@ async def test_killing_the_leader_hands_over_within_the_lease(env: Env, kube: An
 
     await set_queue(stack, ns, first[0], 12)
     await eventually(lambda: _replicas_are(kube, ns, deploy, 3), 30, what="new leader scales")
-    ups = [e for e in await events(kube, ns) if e.reason == "ScaledUp"]
-    assert [e.reporting_instance for e in ups] == [other]
+
+    async def scaled_up_by() -> list[str]:  # the Event follows the scale write
+        return [e.reporting_instance for e in await events(kube, ns) if e.reason == "ScaledUp"]
+
+    assert await eventually(scaled_up_by, 10, what="the ScaledUp Event") == [other]
     await asyncio.sleep(3)
     assert await replicas(kube, ns, deploy) == 3  # no double scaling
 
