@@ -361,8 +361,11 @@ async def test_scales_up_within_two_ticks_holds_during_cold_start_then_down_afte
     print(f"scale-down began {held:.1f}s after the load stopped (window 15 s)")
     assert held >= 14
     await eventually(lambda: _replicas_are(kube, ns, deploy, 1), 60, what="back to 1")
-    downs = [e for e in await events(kube, ns) if e.reason == "ScaledDown"]
-    assert downs
+
+    async def scaled_down() -> list[Any]:  # the Event follows the scale write
+        return [e for e in await events(kube, ns) if e.reason == "ScaledDown"]
+
+    downs = await eventually(scaled_down, 10, what="the ScaledDown Event")
     assert all(e.reporting_instance == ev[0].reporting_instance for e in downs)
 
     # the decision shows on the ISVC
