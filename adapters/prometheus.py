@@ -108,6 +108,11 @@ class QueryStats:
     last_queries: int = 0
     """Queries of the last tick: one per signal, whatever the number of targets."""
 
+    @property
+    def last_requests(self) -> int:
+        """Requests made in the last tick (the name every source's stats share)."""
+        return self.last_queries
+
 
 class PrometheusSource:
     """A :class:`~adapters.source.MetricsSource` over the Prometheus HTTP API."""

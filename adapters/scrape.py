@@ -96,6 +96,11 @@ class ScrapeStats:
     last_scrapes: int = 0
     last_failures: int = 0
 
+    @property
+    def last_requests(self) -> int:
+        """Requests made in the last tick (the name every source's stats share)."""
+        return self.last_scrapes
+
 
 class DirectScrapeSource:
     """A :class:`~adapters.source.MetricsSource` that scrapes pods and dcgm-exporters."""

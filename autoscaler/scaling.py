@@ -134,8 +134,7 @@ class ScalingLoop:
         self.pod_index = pod_targets(self.pods(), wanted)
         snapshot = await self.source.snapshot(self.pod_index, now)
         self.snapshot = snapshot
-        stats = getattr(self.source, "stats", None)  # PrometheusSource / DirectScrapeSource
-        made = getattr(stats, "last_queries", None) or getattr(stats, "last_scrapes", None)
+        made = getattr(getattr(self.source, "stats", None), "last_requests", 0)
         if made:
             self.telemetry.queries.labels(self.source_name).inc(made)
         self.telemetry.snapshot_available.labels(self.source_name).set(

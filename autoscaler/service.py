@@ -152,39 +152,21 @@ class Service:
         """
         import tempfile
 
-        from autoscaler.metrics_api.app import build_app
-        from autoscaler.metrics_api.auth import (
-            RequestHeaderAuthenticator,
-            SubjectAccessReviewAuthorizer,
-            TokenReviewAuthenticator,
-            UnionAuthenticator,
-        )
         from autoscaler.metrics_api.cache import Refresher, SnapshotCache
-        from autoscaler.metrics_api.delegation import KubeReviewClient, load_requestheader_config
-        from autoscaler.metrics_api.runner import labels_of, predictor_pods
-        from autoscaler.metrics_api.tls import ServingCert, self_signed, server_context
+        from autoscaler.metrics_api.runner import delegated_app, labels_of, predictor_pods
+        from autoscaler.metrics_api.tls import ServingCert, self_signed
 
         s = self.settings
-        requestheader = await load_requestheader_config(self.api)
-        reviews = KubeReviewClient(self.api)
         cache = SnapshotCache()
-        app = build_app(
-            cache,
-            authenticator=UnionAuthenticator(
-                RequestHeaderAuthenticator(requestheader), TokenReviewAuthenticator(reviews)
-            ),
-            authorizer=SubjectAccessReviewAuthorizer(reviews),
-            max_sample_age=s.stale_after_seconds,
-        )
         if s.tls_cert_file and s.tls_key_file:
             cert = ServingCert(s.tls_cert_file, s.tls_key_file)
         else:
             hosts = ("localhost", "127.0.0.1", s.identity)
             cert = self_signed(hosts, Path(tempfile.mkdtemp(prefix="llm-autoscaler-tls-")))
             log.info("metrics API: self-signed serving certificate for %s", ", ".join(hosts))
+        app, ctx = await delegated_app(self.api, cache, cert, max_sample_age=s.stale_after_seconds)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
-        ctx = server_context(cert, requestheader.client_ca)
         await web.TCPSite(runner, s.listen_address, s.metrics_api_port, ssl_context=ctx).start()
         self.runners.append(runner)
         source = make_source(s)  # its own client: never waits behind the scaling loop

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import ssl
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -111,6 +112,28 @@ def serving_cert(opts: RunnerOptions) -> ServingCert:
     return cert
 
 
+async def delegated_app(
+    api: Any, view: SnapshotCache, cert: ServingCert, **options: Any
+) -> tuple[web.Application, ssl.SSLContext]:
+    """The API app with delegated auth, and its TLS context: what every server of it needs.
+
+    Front-proxy client certificates (CA and names from ``extension-apiserver-authentication``)
+    or bearer tokens (TokenReview), then a SubjectAccessReview; ``options`` go to
+    :func:`~autoscaler.metrics_api.app.build_app`.
+    """
+    requestheader = await load_requestheader_config(api)
+    reviews = KubeReviewClient(api)
+    app = build_app(
+        view,
+        authenticator=UnionAuthenticator(
+            RequestHeaderAuthenticator(requestheader), TokenReviewAuthenticator(reviews)
+        ),
+        authorizer=SubjectAccessReviewAuthorizer(reviews),
+        **options,
+    )
+    return app, server_context(cert, requestheader.client_ca)
+
+
 async def serve(opts: RunnerOptions, stop: asyncio.Event | None = None) -> None:
     """Serve until ``stop`` is set (or SIGTERM/SIGINT when ``stop`` is not given)."""
     from kubernetes_asyncio import client, config
@@ -149,19 +172,14 @@ async def serve(opts: RunnerOptions, stop: asyncio.Event | None = None) -> None:
 
         loop = asyncio.get_running_loop()
         tasks += [loop.create_task(i.run(), name=f"informer/{i.name}") for i in informers]
-        requestheader = await load_requestheader_config(api)
-        reviews = KubeReviewClient(api)
         cache = SnapshotCache()
-        app = build_app(
+        app, ctx = await delegated_app(
+            api,
             cache,
-            authenticator=UnionAuthenticator(
-                RequestHeaderAuthenticator(requestheader), TokenReviewAuthenticator(reviews)
-            ),
-            authorizer=SubjectAccessReviewAuthorizer(reviews),
+            serving_cert(opts),
             max_snapshot_age=opts.max_snapshot_age,
             max_sample_age=opts.stale_after,
         )
-        ctx = server_context(serving_cert(opts), requestheader.client_ca)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         await web.TCPSite(runner, opts.listen, opts.port, ssl_context=ctx).start()
