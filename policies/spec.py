@@ -47,6 +47,10 @@ SCALABLE_SIGNALS: tuple[str, ...] = (
 )
 """Signals a spec can put a per-replica target on."""
 
+_IN_FLIGHT = (Signal.RUNNING.value, CONCURRENCY)
+"""Two views of the requests a replica holds; an explicit target on one replaces the cluster
+default on the other."""
+
 ANNOTATIONS: dict[str, str] = {
     "policy": "`default` (target tracking) or `forecast` (default + trend pre-scaling)",
     "target-queue-depth": "waiting requests per ready replica (default 5); `off` disables",
@@ -54,12 +58,12 @@ ANNOTATIONS: dict[str, str] = {
     "target-gpu-utilization": "DCGM GPU utilization per replica, 0-100 (default off: a busy GPU "
     "reads ~100 % at any batch size, so it is no load signal for LLMs)",
     "target-ttft-p95": "TTFT p95 SLO in seconds per replica (default off), e.g. `2s`",
-    "target-running": "running requests per ready replica (default off)",
+    "target-running": "running requests per ready replica (default 64); `off` disables",
     "target-concurrency": "in-flight (waiting + running) per ready replica (default off)",
     "tolerance": "no change while observed/target is within 1 ± this (default 0.1)",
     "panic-threshold": "observed/target at or above which scale-up skips its rate limit (2.0)",
     "scale-up-window": "scale-up stabilization: lowest recommendation over this window (0s)",
-    "scale-down-window": "scale-down stabilization: highest recommendation over this (180s)",
+    "scale-down-window": "scale-down stabilization: highest recommendation over this (300s)",
     "scale-up-max-pods": "at most this many pods added per scale-up period (4)",
     "scale-up-max-percent": "or this percent of the replicas, whichever is more (100)",
     "scale-up-period": "scale-up rate-limit period (15s)",
@@ -113,7 +117,7 @@ class ScalingSpec:
     tolerance_down: float = 0.1
     panic_threshold: float = 2.0
     scale_up_window_s: float = 0.0
-    scale_down_window_s: float = 180.0
+    scale_down_window_s: float = 300.0
     scale_up: RateLimit = RateLimit((RatePolicy("Pods", 4, 15.0), RatePolicy("Percent", 100, 15.0)))
     scale_down: RateLimit = RateLimit(
         (RatePolicy("Pods", 1, 30.0), RatePolicy("Percent", 25, 30.0))
@@ -130,7 +134,11 @@ class ClusterDefaults:
     """The lowest layer: the service's settings. The spec fields it sets are the defaults."""
 
     spec: ScalingSpec = ScalingSpec(
-        targets={Signal.QUEUE_DEPTH.value: 5.0, Signal.KV_CACHE_USAGE.value: 0.8}
+        targets={
+            Signal.QUEUE_DEPTH.value: 5.0,
+            Signal.KV_CACHE_USAGE.value: 0.8,
+            Signal.RUNNING.value: 64.0,
+        }
     )
 
 
@@ -489,7 +497,8 @@ def resolve_spec(isvc: Mapping[str, Any], defaults: ClusterDefaults | None = Non
 
     Example: an ISVC with ``minReplicas: 1``, ``maxReplicas: 8`` and the annotation
     ``llm-autoscaler.io/target-queue-depth: "3"`` resolves to min 1, max 8, targets
-    ``{queue_depth: 3.0, kv_cache_usage: 0.8}`` (the KV target from the cluster default).
+    ``{queue_depth: 3.0, kv_cache_usage: 0.8, running: 64.0}`` (KV and running targets from
+    the cluster defaults).
     """
     r = _Resolver(isvc, defaults or ClusterDefaults())
     base = r.defaults
@@ -510,7 +519,11 @@ def resolve_spec(isvc: Mapping[str, Any], defaults: ClusterDefaults | None = Non
             value = ann_t[signal]
             if value is not None:
                 targets[signal] = value
-        elif signal in base.targets:
+        elif signal in base.targets and not (
+            signal in _IN_FLIGHT and any(s in kserve_t or s in ann_t for s in _IN_FLIGHT)
+        ):
+            # A default in-flight target gives way to an explicit one on the other in-flight
+            # signal: `scaleTarget: 100` on concurrency must not be overruled by running 64.
             targets[signal] = base.targets[signal]
     if not targets and not r.errors:
         r._error(PREFIX + "target-*", "every signal is turned off; nothing to scale on")

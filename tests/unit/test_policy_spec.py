@@ -45,7 +45,7 @@ def test_defaults_fill_what_the_isvc_leaves_out() -> None:
     r = resolve_spec(isvc())
     assert r.spec is not None
     assert (r.spec.min_replicas, r.spec.max_replicas) == (1, 1)
-    assert dict(r.spec.targets) == {"queue_depth": 5.0, "kv_cache_usage": 0.8}
+    assert dict(r.spec.targets) == {"queue_depth": 5.0, "kv_cache_usage": 0.8, "running": 64.0}
     assert r.errors == ()
     assert r.warnings == ()
 
@@ -54,7 +54,7 @@ def test_docstring_example_min_max_and_queue_annotation() -> None:
     r = resolve_spec(isvc(ann(target_queue_depth="3"), minReplicas=1, maxReplicas=8))
     assert r.spec is not None
     assert (r.spec.min_replicas, r.spec.max_replicas) == (1, 8)
-    assert dict(r.spec.targets) == {"queue_depth": 3.0, "kv_cache_usage": 0.8}
+    assert dict(r.spec.targets) == {"queue_depth": 3.0, "kv_cache_usage": 0.8, "running": 64.0}
 
 
 def test_annotations_set_every_documented_knob() -> None:
@@ -127,7 +127,7 @@ def test_annotations_set_every_documented_knob() -> None:
         (ann(scale_down_period="0s"), {}, "scale-down-period"),
         (ann(max_sample_age="0s"), {}, "max-sample-age"),
         (
-            ann(target_queue_depth="off", target_kv_cache_usage="off"),
+            ann(target_queue_depth="off", target_kv_cache_usage="off", target_running="off"),
             {},
             "every signal is turned off",
         ),
@@ -205,7 +205,7 @@ def test_kserve_fields_win_over_annotations_with_a_warning() -> None:
     )
     s = r.spec
     assert s is not None
-    assert dict(s.targets) == {"queue_depth": 4.0, "kv_cache_usage": 0.75}
+    assert dict(s.targets) == {"queue_depth": 4.0, "kv_cache_usage": 0.75, "running": 64.0}
     assert s.scale_down_window_s == 60.0
     assert s.tolerance_down == 0.2
     assert s.scale_down == RateLimit((RatePolicy("Pods", 2, 30),), "Min")
@@ -423,3 +423,20 @@ def test_capacity_floor_example() -> None:
     pods = [PodSignals("n", f"p{i}", True, running=Sample(30, 0)) for i in range(13)]
     assert formulas.capacity_floor(pods, 60.0, 0, 60, 0.8) == 9
     assert formulas.capacity_floor(pods, None, 0, 60, 0.8) == 0
+
+
+def test_an_explicit_in_flight_target_replaces_the_default_running_target() -> None:
+    """Running and concurrency measure the same requests: KServe's ``scaleTarget: 100`` on
+    concurrency must not be overruled by the cluster's running 64 (which would fire first)."""
+    r = resolve_spec(isvc(scaleMetric="concurrency", scaleTarget=100))
+    assert r.spec is not None
+    assert dict(r.spec.targets) == {"queue_depth": 5.0, "kv_cache_usage": 0.8, "concurrency": 100.0}
+    r = resolve_spec(isvc(ann(target_concurrency="40")))
+    assert r.spec is not None
+    assert "running" not in r.spec.targets
+    r = resolve_spec(isvc(ann(target_running="off")))
+    assert r.spec is not None
+    assert dict(r.spec.targets) == {"queue_depth": 5.0, "kv_cache_usage": 0.8}
+    r = resolve_spec(isvc(ann(target_running="32")))
+    assert r.spec is not None
+    assert r.spec.targets["running"] == 32.0
