@@ -3,7 +3,8 @@
 # the binaries outside the repo, keyed by version:
 #   ${LLM_AUTOSCALER_CACHE:-~/.cache/llm-autoscaler}/bin/<component>-<version>/<binary>
 # A component whose cached binaries exist is skipped, so a warm run costs nothing.
-# Usage: tools/build.sh [k8s] [etcd] [kwok] [inference-sim] [helm] [kustomize]   (default: all)
+# Usage: tools/build.sh [k8s] [etcd] [kwok] [inference-sim] [helm] [kustomize] [prometheus-adapter]
+# (default: all but prometheus-adapter, which only bench/bench_metrics_api.py uses)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=versions.env
@@ -61,6 +62,12 @@ build_helm() {
   build_simple helm "$HELM_VERSION" helm helm.sh/helm/v3/cmd/helm helm "$v"
 }
 
+# prometheus-adapter: the baseline of bench/bench_metrics_api.py only, so not in the default set.
+build_prometheus_adapter() {
+  build_simple prometheus-adapter "$PROMETHEUS_ADAPTER_VERSION" prometheus-adapter \
+    sigs.k8s.io/prometheus-adapter/cmd/adapter adapter
+}
+
 targets=("$@"); [[ ${#targets[@]} -gt 0 ]] || targets=(etcd kwok k8s inference-sim helm kustomize)
 for t in "${targets[@]}"; do
   case $t in
@@ -72,6 +79,7 @@ for t in "${targets[@]}"; do
     helm) build_helm ;;
     kustomize) build_simple kustomize "$KUSTOMIZE_VERSION" kustomize sigs.k8s.io/kustomize/kustomize/v5 kustomize \
         "-X sigs.k8s.io/kustomize/api/provenance.version=kustomize/$KUSTOMIZE_VERSION" ;;
-    *) echo "error: unknown component '$t' (k8s, etcd, kwok, inference-sim, helm, kustomize)" >&2; exit 2 ;;
+    prometheus-adapter) build_prometheus_adapter ;;
+    *) echo "error: unknown component '$t' (k8s, etcd, kwok, inference-sim, helm, kustomize, prometheus-adapter)" >&2; exit 2 ;;
   esac
 done
