@@ -149,8 +149,17 @@ class VllmSignals:
     preemptions_total: float | None
     ttft_buckets: Buckets
     """Cumulative since the server started, summed across engines; ``()`` when not exposed."""
-    ttft_p50_seconds: float | None
-    ttft_p95_seconds: float | None
+
+    @property
+    def ttft_p50_seconds(self) -> float | None:
+        """Median TTFT since the server started (computed on demand: the direct-scrape source
+        uses windowed bucket deltas instead, so it never pays for this)."""
+        return histogram_quantile(0.5, self.ttft_buckets)
+
+    @property
+    def ttft_p95_seconds(self) -> float | None:
+        """95th-percentile TTFT since the server started (on demand, as the median)."""
+        return histogram_quantile(0.95, self.ttft_buckets)
 
 
 @dataclass(slots=True)
@@ -239,8 +248,6 @@ def _signals(group: _Group, acc: _Acc) -> VllmSignals:
         kv_cache_usage=_mean(acc.kv or acc.gpu_cache),
         preemptions_total=_sum(acc.preemptions),
         ttft_buckets=buckets,
-        ttft_p50_seconds=histogram_quantile(0.5, buckets),
-        ttft_p95_seconds=histogram_quantile(0.95, buckets),
     )
 
 

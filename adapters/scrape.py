@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from array import array
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -63,25 +64,65 @@ class Point:
     ttft: Buckets
 
 
-def windowed(history: deque[Point], point: Point, window: float) -> tuple[float | None, Buckets]:
-    """Append ``point``; return the preemption rate (per second) and the TTFT bucket deltas
-    against the oldest point within ``window`` seconds (or the latest before, if none is).
-    A counter that went down (a restart) clears the history and yields ``(None, ())``."""
+@dataclass(frozen=True, slots=True)
+class _Mark:
+    """A :class:`Point` as the history keeps it: the bucket bounds shared between points (one
+    tuple per layout), the counts in a flat float array (~8 bytes each instead of ~100 for a
+    ``(bound, count)`` pair of boxed floats)."""
+
+    at: float
+    preemptions: float | None
+    bounds: tuple[float, ...]
+    counts: array[float]
+
+
+_LAYOUTS: dict[tuple[float, ...], tuple[float, ...]] = {}
+
+
+def _mark(point: Point) -> _Mark:
+    bounds = tuple(b for b, _ in point.ttft)
+    shared = _LAYOUTS.get(bounds)
+    if shared is None:
+        if len(_LAYOUTS) >= 256:  # bounded: layouts are few (one per vLLM version)
+            _LAYOUTS.clear()
+        shared = _LAYOUTS[bounds] = bounds
+    return _Mark(point.at, point.preemptions, shared, array("d", (c for _, c in point.ttft)))
+
+
+def windowed(
+    history: deque[_Mark], point: Point, window: float, spacing: float | None = None
+) -> tuple[float | None, Buckets]:
+    """Return the preemption rate (per second) and the TTFT bucket deltas of ``point`` against
+    the oldest kept point within ``window`` seconds (or the latest before, if none is), and
+    keep ``point`` if the newest kept one is at least ``spacing`` (default ``window / 12``)
+    older. So a pod holds at most ~13 points whatever the tick, and the base of a rate is
+    within ``spacing`` of the window's start (as ``rate()``, which extrapolates from the
+    samples it finds). A counter that went down (a restart) clears the history and yields
+    ``(None, ())``."""
+    gap = window / 12 if spacing is None else spacing
     while len(history) > 1 and point.at - history[0].at > window:
         history.popleft()
+    mark = _mark(point)
     base = history[0] if history else None
-    history.append(point)
+    if base is None or point.at - history[-1].at >= gap:
+        history.append(mark)
     if base is None or point.at <= base.at:
         return None, ()
     rate = None
     if point.preemptions is not None and base.preemptions is not None:
         rate = (point.preemptions - base.preemptions) / (point.at - base.at)
     delta: Buckets = ()
-    if point.ttft and [b for b, _ in point.ttft] == [b for b, _ in base.ttft]:
-        delta = tuple((b, c - c0) for (b, c), (_, c0) in zip(point.ttft, base.ttft, strict=True))
+    if mark.counts and mark.bounds == base.bounds:
+        delta = tuple(
+            zip(
+                mark.bounds,
+                (c - c0 for c, c0 in zip(mark.counts, base.counts, strict=True)),
+                strict=True,
+            )
+        )
     if (rate is not None and rate < 0) or any(c < 0 for _, c in delta):
         history.clear()
-        history.append(point)
+        history.append(mark)
         return None, ()
     return rate, delta
 
@@ -128,7 +169,7 @@ class DirectScrapeSource:
         self.stats = ScrapeStats()
         self._session = session
         self._own_session = session is None
-        self._history: dict[tuple[str, str, float | None], deque[Point]] = {}
+        self._history: dict[tuple[str, str, float | None], deque[_Mark]] = {}
 
     async def __aenter__(self) -> DirectScrapeSource:
         return self

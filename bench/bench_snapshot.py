@@ -88,6 +88,7 @@ from adapters.extract import vllm_families  # noqa: E402
 from adapters.prometheus import PrometheusSource, _vector, join  # noqa: E402
 from adapters.scrape import DirectScrapeSource  # noqa: E402
 from adapters.source import PodKey, PodTarget, assemble  # noqa: E402
+from autoscaler.commands.run import tune_gc  # noqa: E402
 from autoscaler.sim import dcgm  # noqa: E402
 from autoscaler.sim.vllm_server import TTFT_BUCKETS  # noqa: E402
 from policies.signals import MetricsSnapshot, Signal, TargetKey  # noqa: E402
@@ -523,9 +524,10 @@ class Clock:
 
 
 async def measure(args: argparse.Namespace) -> dict[str, Any]:
-    """One configuration, in this (child) process."""
+    """One configuration, in this (child) process, with the service's GC settings."""
     pin(1)
     raise_nofile()
+    tune_gc()
     pods = args.pods_one
     tg = targets(pods, args.port)
     clock = Clock()
