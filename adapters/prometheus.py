@@ -12,6 +12,12 @@ instant queries; ``max_age`` additionally drops gauges older than that many seco
 (``last_over_time``). NaN/±Inf results are missing. Prometheus unreachable, an HTTP error or
 a query error make the whole snapshot ``unavailable`` — never zeros. The queries run
 concurrently; ``stats`` counts them so a benchmark can report queries per tick.
+
+Each answer is decoded as it arrives, straight into that signal's column of samples (one slot
+per known pod): a typed decoder (msgspec) reads only the attribution labels and the value of
+each series, without building a dict per series; an answer it does not recognise (an error,
+another result type, an odd label value) goes through the general JSON path, which reports it
+exactly as before.
 """
 
 from __future__ import annotations
@@ -23,16 +29,17 @@ import logging
 import math
 import re
 import ssl
-from collections.abc import Mapping, Sequence
+from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import msgspec
 
 from adapters.extract import GPU_UTIL, VLLM_PREFIX
-from adapters.source import PodKey, PodTarget, assemble
-from policies.signals import MetricsSnapshot, Sample, Signal
+from adapters.source import Column, PodKey, PodTarget, assemble_columns, slots
+from policies.signals import MetricsSnapshot, Signal
 
 __all__ = ["PrometheusError", "PrometheusSource", "QueryStats", "build_queries"]
 
@@ -89,7 +96,7 @@ def build_queries(
     }
 
 
-def join(metric: Mapping[str, str], known: set[PodKey] | frozenset[PodKey]) -> PodKey | None:
+def join(metric: Mapping[str, str], known: Container[PodKey]) -> PodKey | None:
     """The known pod a result series belongs to, or ``None``."""
     for ns_label, pod_label in IDENTITY:
         key = (metric.get(ns_label, ""), metric.get(pod_label, ""))
@@ -184,10 +191,11 @@ class PrometheusSource:
         self.stats.ticks += 1
         self.stats.last_queries = len(self.queries)
         self.stats.queries += len(self.queries)
+        index, of_target = slots(targets)
         try:
             headers = self._headers()
             results = await asyncio.gather(
-                *(self._query(self._session, signal, headers) for signal in self.queries),
+                *(self._query(self._session, signal, headers, index) for signal in self.queries),
                 return_exceptions=True,
             )
             for r in results:
@@ -197,20 +205,21 @@ class PrometheusSource:
             self.stats.failures += 1
             log.warning("prometheus: %s", e)
             return MetricsSnapshot.unavailable(now, f"prometheus: {e}", source=self.name)
-        known = frozenset(t.key for t in targets)
-        values: dict[PodKey, dict[Signal, Sample]] = {}
-        for signal, series in zip(self.queries, results, strict=True):
-            assert not isinstance(series, BaseException)
-            for metric, at, value in series:
-                key = join(metric, known)
-                if key is not None and math.isfinite(value):
-                    values.setdefault(key, {}).setdefault(signal, Sample(value, at))
-        return assemble(targets, values, now, self.name)
+        columns: dict[Signal, Column] = {}
+        for signal, column in zip(self.queries, results, strict=True):
+            assert not isinstance(column, BaseException)
+            columns[signal] = column
+        return assemble_columns(targets, of_target, columns, now, self.name)
 
     async def _query(
-        self, session: aiohttp.ClientSession, signal: Signal, headers: Mapping[str, str]
-    ) -> list[tuple[dict[str, str], float, float]]:
-        """``(labels, timestamp, value)`` of each series of the signal's instant vector."""
+        self,
+        session: aiohttp.ClientSession,
+        signal: Signal,
+        headers: Mapping[str, str],
+        index: Mapping[PodKey, int],
+    ) -> Column:
+        """The signal's instant vector as a column: the first finite sample of each known pod
+        at its slot in ``index``, missing where it has none."""
         try:
             async with session.post(
                 self.endpoint,
@@ -219,22 +228,53 @@ class PrometheusSource:
                 ssl=self.ssl,
                 timeout=self.timeout,
             ) as resp:
-                status, text = resp.status, await resp.text()
+                status, raw = resp.status, await resp.read()
+                encoding = resp.get_encoding()
         except (aiohttp.ClientError, TimeoutError) as e:
             raise PrometheusError(f"unreachable: {type(e).__name__}: {e}") from e
-        try:
-            body: Any = json.loads(text)
-        except ValueError:
-            body = None
-        if not isinstance(body, dict) or body.get("status") != "success":
-            kind, detail = "", text[:200].strip()
-            if isinstance(body, dict):
-                kind, detail = f" {body.get('errorType', '')}".rstrip(), str(body.get("error"))
-            raise PrometheusError(f"HTTP {status}{kind}: {detail} (query of {signal.value})")
-        try:
-            return _vector(body["data"])
-        except (AttributeError, KeyError, IndexError, TypeError, ValueError) as e:
-            raise PrometheusError(f"malformed result of {signal.value}: {e!r}") from e
+        return _column(signal, status, raw, encoding, index)
+
+
+def _column(
+    signal: Signal, status: int, raw: bytes, encoding: str, index: Mapping[PodKey, int]
+) -> Column:
+    """One answer as the signal's column: the typed fast path when it reads the answer, the
+    general path (:func:`_column_of_text`) otherwise; both give the same column or error."""
+    fast = _decode_vector(raw) if encoding == "utf-8" else None
+    if fast is None:
+        return _column_of_text(signal, status, raw.decode(encoding), index)  # as resp.text()
+    column = Column.empty(len(index))
+    try:
+        _fill(column, fast, index)
+    except ValueError as e:  # a value that is no number, as _vector reports it
+        raise PrometheusError(f"malformed result of {signal.value}: {e!r}") from e
+    return column
+
+
+def _column_of_text(signal: Signal, status: int, text: str, index: Mapping[PodKey, int]) -> Column:
+    """The general path: any JSON answer, every failure reported as a :class:`PrometheusError`
+    naming the HTTP status, Prometheus' error or what is malformed."""
+    try:
+        body: Any = json.loads(text)
+    except ValueError:
+        body = None
+    if not isinstance(body, dict) or body.get("status") != "success":
+        kind, detail = "", text[:200].strip()
+        if isinstance(body, dict):
+            kind, detail = f" {body.get('errorType', '')}".rstrip(), str(body.get("error"))
+        raise PrometheusError(f"HTTP {status}{kind}: {detail} (query of {signal.value})")
+    try:
+        series = _vector(body["data"])
+    except (AttributeError, KeyError, IndexError, TypeError, ValueError) as e:
+        raise PrometheusError(f"malformed result of {signal.value}: {e!r}") from e
+    column = Column.empty(len(index))
+    for metric, at, value in series:
+        key = join(metric, index)
+        if key is not None and math.isfinite(value):
+            slot = index[key]
+            if column.value[slot] is None:
+                column.value[slot], column.at[slot] = value, at
+    return column
 
 
 def _vector(data: Any) -> list[tuple[dict[str, str], float, float]]:
@@ -248,3 +288,84 @@ def _vector(data: Any) -> list[tuple[dict[str, str], float, float]]:
             raise TypeError(f"labels are not an object: {metric!r}")
         out.append((metric, float(at), float(value)))
     return out
+
+
+# ------------------------------------------------------------------ the typed fast path
+class _Identity(msgspec.Struct, gc=False):
+    """The attribution labels of a series (:data:`IDENTITY`); every other label is skipped
+    unread. An absent label is ``""``, as ``metric.get(label, "")`` reads it in :func:`join`."""
+
+    exported_namespace: str = ""
+    exported_pod: str = ""
+    namespace: str = ""
+    pod: str = ""
+    pod_namespace: str = ""
+    pod_name: str = ""
+
+
+assert set(_Identity.__struct_fields__) == {label for pair in IDENTITY for label in pair}
+
+
+class _Point(msgspec.Struct, array_like=True, forbid_unknown_fields=True, gc=False):
+    """``[<unix time>, "<value>"]``, exactly two elements."""
+
+    at: float
+    value: str
+
+
+class _Series(msgspec.Struct, gc=False):
+    metric: _Identity
+    value: _Point
+
+
+class _Data(msgspec.Struct, gc=False):
+    result_type: str = msgspec.field(name="resultType")
+    result: list[_Series]
+
+
+class _Answer(msgspec.Struct, gc=False):
+    status: str
+    data: _Data
+
+
+_ANSWER = msgspec.json.Decoder(_Answer)
+
+
+def _decode_vector(raw: bytes) -> list[_Series] | None:
+    """The series of a successful instant-vector answer, or ``None`` for anything else (not
+    JSON, an error, another result type, a series of another shape or with a label value that
+    is not a string): the general path then reads it, and reports it, as it always has."""
+    try:
+        answer = _ANSWER.decode(raw)
+    except msgspec.DecodeError:
+        return None
+    if answer.status != "success" or answer.data.result_type != "vector":
+        return None
+    return answer.data.result
+
+
+def _fill(column: Column, series: list[_Series], index: Mapping[PodKey, int]) -> None:
+    """:func:`join` and keep the first finite sample of each known pod, as the general path
+    does; every value is converted (a ``ValueError`` names the first that is no number)."""
+    get = index.get
+    isfinite = math.isfinite
+    values, ats = column.value, column.at
+    blank = get(("", ""))  # where a pair of absent labels leads (nowhere, unless a pod is "")
+    at: float | None = None
+    for s in series:
+        m, point = s.metric, s.value
+        value = float(point.value)
+        ns, pod = m.exported_namespace, m.exported_pod
+        slot = get((ns, pod)) if ns or pod else blank
+        if slot is None:
+            slot = get((m.namespace, m.pod))
+            if slot is None:
+                ns, pod = m.pod_namespace, m.pod_name
+                slot = get((ns, pod)) if ns or pod else blank
+                if slot is None:
+                    continue
+        if values[slot] is not None or not isfinite(value):
+            continue
+        if point.at != at:  # an instant query stamps every series with its evaluation time
+            at = point.at
+        values[slot], ats[slot] = value, at

@@ -1,41 +1,63 @@
 """The loop's side of the policy seam: resolve specs, call the policy, keep explainable records.
 
 :class:`Decider` resolves an InferenceService's scaling spec (cached per ISVC generation and
-annotations) and calls the named policy. Every decision becomes a :class:`Record`: a
-JSON-ready value with the inputs, each signal's proposal, the winning rule, the reason and the
-result, kept per ISVC for ``llm-autoscaler explain`` and exported as metrics.
+annotations) and calls the named policy. Every decision becomes a :class:`Record`: the
+:class:`~policies.decision.Decision` itself with the inputs, each signal's proposal, the
+winning rule, the reason and the result, kept per ISVC for ``llm-autoscaler explain`` (rendered
+as JSON only when asked for) and exported as metrics (:class:`TargetMetrics`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from adapters.source import PodTarget
 from autoscaler.telemetry import Telemetry
 from policies import make_policy
+from policies.decision import Decision
 from policies.signals import PodSignals, TargetKey, TargetSignals
 from policies.spec import ClusterDefaults, ScalingSpec, resolve_spec
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Record:
-    """One decision, as a human reads it at 3 a.m."""
+    """One decision, as a human reads it at 3 a.m.
+
+    Keeps the policy's :class:`~policies.decision.Decision` as it is; its JSON form
+    (:attr:`inputs`, :attr:`proposals`, :meth:`to_json`) is built when someone reads it, not
+    on every tick."""
 
     at: float
-    key: str
+    target: TargetKey
     current: int
     desired: int
     rule: str
-    reason: str
-    inputs: dict[str, Any] = field(default_factory=dict)
-    proposals: list[dict[str, Any]] = field(default_factory=list)
+    decision: Decision
 
-    winner: str | None = None
+    @property
+    def key(self) -> str:
+        return str(self.target)
+
+    @property
+    def reason(self) -> str:
+        return str(self.decision.reason)
+
+    @property
+    def winner(self) -> str | None:
+        return self.decision.winner
+
+    @property
+    def inputs(self) -> dict[str, Any]:
+        inputs: dict[str, Any] = _jsonable(self.decision.inputs)
+        return inputs
+
+    @property
+    def proposals(self) -> list[dict[str, Any]]:
+        return [_jsonable(p) for p in self.decision.proposals]
 
     @property
     def direction(self) -> str:
@@ -49,10 +71,19 @@ class Record:
         return f"{self.rule}: {self.desired} replicas"
 
     def to_json(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["direction"] = self.direction
-        d["time"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.at))
-        return d
+        return {
+            "at": self.at,
+            "key": self.key,
+            "current": self.current,
+            "desired": self.desired,
+            "rule": self.rule,
+            "reason": self.reason,
+            "inputs": self.inputs,
+            "proposals": self.proposals,
+            "winner": self.winner,
+            "direction": self.direction,
+            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.at)),
+        }
 
 
 def _jsonable(value: Any) -> Any:
@@ -72,18 +103,24 @@ class Decider:
 
     def __init__(self, defaults: ClusterDefaults | None = None) -> None:
         self.defaults = defaults or ClusterDefaults()
-        self._specs: dict[str, tuple[str, ScalingSpec | None, list[str]]] = {}
+        self._specs: dict[tuple[Any, Any], _Resolved] = {}
 
     def resolve(self, isvc: dict[str, Any]) -> tuple[ScalingSpec | None, list[str]]:
         md = isvc.get("metadata") or {}
-        key = f"{md.get('namespace')}/{md.get('name')}"
-        fingerprint = json.dumps([md.get("generation"), md.get("annotations")], sort_keys=True)
+        key = (md.get("namespace"), md.get("name"))
+        generation, annotations = md.get("generation"), md.get("annotations")
         cached = self._specs.get(key)
-        if cached and cached[0] == fingerprint:
-            return cached[1], cached[2]
+        if (
+            cached is not None
+            and cached.generation == generation
+            and cached.annotations == annotations
+        ):
+            return cached.spec, cached.errors
         result = resolve_spec(isvc, self.defaults)
         spec, errors = result.spec, [str(e) for e in result.errors]
-        self._specs[key] = (fingerprint, spec, errors)
+        # A copy: the fingerprint must not follow an annotations dict changed in place.
+        kept = dict(annotations) if isinstance(annotations, dict) else annotations
+        self._specs[key] = _Resolved(generation, kept, spec, errors)
         return spec, errors
 
     def decide(
@@ -102,17 +139,19 @@ class Decider:
             signals, spec, state, now, current, snapshot_available=snapshot_available
         )
         record = Record(
-            at=now,
-            key=str(signals.key),
-            current=current,
-            desired=int(decision.desired_replicas),
-            rule=str(decision.rule),
-            reason=str(decision.reason),
-            inputs=_jsonable(decision.inputs),
-            proposals=[_jsonable(p) for p in decision.proposals],
-            winner=decision.winner,
+            now, signals.key, current, int(decision.desired_replicas), str(decision.rule), decision
         )
         return record, new_state
+
+
+@dataclass(frozen=True, slots=True)
+class _Resolved:
+    """A resolved spec and what it was resolved from (the ISVC's generation and annotations)."""
+
+    generation: Any
+    annotations: Any
+    spec: ScalingSpec | None
+    errors: list[str]
 
 
 def signals_without_samples(key: TargetKey, pods: Sequence[PodTarget]) -> TargetSignals:
@@ -123,22 +162,91 @@ def signals_without_samples(key: TargetKey, pods: Sequence[PodTarget]) -> Target
     )
 
 
-def observe(t: Telemetry, key: TargetKey, r: Record, current: int, signals: TargetSignals) -> None:
-    """Export one decision as metrics."""
-    ns, name = key.namespace, key.name
-    t.desired.labels(ns, name).set(r.desired)
-    t.current.labels(ns, name).set(current)
-    if isinstance(r.inputs.get("min"), int):
-        t.min.labels(ns, name).set(r.inputs["min"])
-    if isinstance(r.inputs.get("max"), int):
-        t.max.labels(ns, name).set(r.inputs["max"])
-    t.ready.labels(ns, name).set(len(signals.ready_pods))
-    t.decisions.labels(ns, name, r.rule, r.direction).inc()
-    for p in r.proposals:
-        sig = str(p.get("signal", ""))
+def observe(
+    t: Telemetry,
+    key: TargetKey,
+    r: Record,
+    current: int,
+    signals: TargetSignals,
+    bound: TargetMetrics | None = None,
+) -> None:
+    """Export one decision as metrics (through ``bound``, the target's own series kept from
+    one decision to the next, when given: the same series with the same values)."""
+    m = bound if bound is not None else TargetMetrics(t, key)
+    inputs = r.decision.inputs
+    gauge, signal_gauge = m.gauge, m.signal_gauge
+    gauge(DESIRED, r.desired)
+    gauge(CURRENT, current)
+    low, high = inputs.get("min"), inputs.get("max")
+    if isinstance(low, int):
+        gauge(MIN, low)
+    if isinstance(high, int):
+        gauge(MAX, high)
+    gauge(READY, len(signals.ready_pods))
+    m.decided(r.rule, r.direction)
+    for p in r.decision.proposals:
+        sig = str(p.signal)
         if not sig:
             continue
-        if isinstance(p.get("observed"), (int, float)):
-            t.observed.labels(ns, name, sig).set(float(p["observed"]))
-        if isinstance(p.get("target"), (int, float)):
-            t.target.labels(ns, name, sig).set(float(p["target"]))
+        if isinstance(p.observed, (int, float)):
+            signal_gauge(OBSERVED, sig, float(p.observed))
+        if isinstance(p.target, (int, float)):
+            signal_gauge(TARGET, sig, float(p.target))
+
+
+DESIRED, CURRENT, MIN, MAX, READY = range(5)
+"""The per-ISVC gauges of :class:`TargetMetrics` (:attr:`Telemetry.desired` and so on)."""
+OBSERVED, TARGET = 0, 2
+"""The per-signal gauges (:attr:`Telemetry.observed`, :attr:`Telemetry.target`)."""
+
+
+class TargetMetrics:
+    """One InferenceService's own series (``llm_autoscaler_*{namespace, isvc, ...}``).
+
+    Each label child is bound on first use (the series appears when first set, as with
+    ``labels()``) and kept: ``labels()`` takes a lock and builds the label tuple on every
+    call, a dozen times per target per tick. A gauge is written only when its value changes
+    (nothing else writes these children). Drop it with the target: :meth:`Telemetry.forget`
+    removes some of these children from their metric.
+    """
+
+    __slots__ = ("_decisions", "_gauges", "_labels", "_signals", "_t")
+
+    def __init__(self, t: Telemetry, key: TargetKey) -> None:
+        self._t, self._labels = t, (key.namespace, key.name)
+        self._gauges: list[Any] = [None] * 10  # child, last value; of each of DESIRED … READY
+        self._signals: dict[str, list[Any]] = {}  # signal -> child, value of OBSERVED, TARGET
+        self._decisions: dict[tuple[str, str], Any] = {}
+
+    def gauge(self, which: int, value: float) -> None:
+        """``<desired|current|min|max|ready>.labels(namespace, isvc).set(value)``."""
+        g, i = self._gauges, 2 * which
+        if g[i] is None:
+            t = self._t
+            family = (t.desired, t.current, t.min, t.max, t.ready)[which]
+            g[i] = family.labels(*self._labels)
+        elif g[i + 1] == value:
+            return
+        g[i].set(value)
+        g[i + 1] = value
+
+    def signal_gauge(self, which: int, signal: str, value: float) -> None:
+        """``<observed|target>.labels(namespace, isvc, signal).set(value)``."""
+        g = self._signals.get(signal)
+        if g is None:
+            g = self._signals[signal] = [None] * 4
+        if g[which] is None:
+            family = self._t.observed if which == OBSERVED else self._t.target
+            g[which] = family.labels(*self._labels, signal)
+        elif g[which + 1] == value:
+            return
+        g[which].set(value)
+        g[which + 1] = value
+
+    def decided(self, rule: str, direction: str) -> None:
+        """``decisions.labels(namespace, isvc, rule, direction).inc()``."""
+        child = self._decisions.get((rule, direction))
+        if child is None:
+            child = self._t.decisions.labels(*self._labels, rule, direction)
+            self._decisions[(rule, direction)] = child
+        child.inc()

@@ -15,6 +15,12 @@ Rules that keep the loop from doing harm:
 * a scale changed by someone else (a human, another HPA) is detected, reported once, and
   adopted as the new baseline; if it keeps happening the loop stops writing to that target
   (``ScalerConflict``) instead of fighting in a loop.
+
+A tick over thousands of InferenceServices re-reads only what changed: targets and pods of
+objects the caches did not replace are kept (:class:`~autoscaler.targets.TargetIndex`,
+:class:`~autoscaler.targets.PodIndex`), each target's metric series stay bound
+(:class:`~autoscaler.decisions.TargetMetrics`), decision records are rendered as JSON only
+when read, and the previous snapshot is let go before the next one is taken.
 """
 
 from __future__ import annotations
@@ -22,7 +28,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,29 +35,36 @@ from typing import Any
 from adapters.kube import EventSink, ScaleClient, ScaleConflictError
 from adapters.source import MetricsSource, PodTarget
 from autoscaler import decisions
-from autoscaler.targets import Target, pod_targets, targets
+from autoscaler.targets import PodIndex, Target, TargetIndex
 from autoscaler.telemetry import Telemetry
-from policies.signals import MetricsSnapshot, TargetKey
+from policies.signals import MetricsSnapshot, TargetKey, TargetSignals
 
 log = logging.getLogger(__name__)
 
 FOREIGN_WINDOW_S = 300.0
 FOREIGN_LIMIT = 3
+FOREIGN_KEPT = 10
+HISTORY = 100
 DECISION_ANNOTATION = "status.llm-autoscaler.io/decision"
 """Where the current decision (or the spec error) shows on the InferenceService."""
 
 
-@dataclass
+@dataclass(slots=True)
 class TargetState:
-    """What the loop remembers about one InferenceService between ticks."""
+    """What the loop remembers about one InferenceService between ticks (thousands of them:
+    small containers, nothing allocated before it is needed)."""
 
     policy_state: Any = None
     last_written: int | None = None
-    history: deque[decisions.Record] = field(default_factory=lambda: deque(maxlen=100))
+    history: list[decisions.Record] = field(default_factory=list)
+    """The last :data:`HISTORY` different decisions, oldest first."""
     spec_errors: tuple[str, ...] = ()
-    foreign_changes: deque[float] = field(default_factory=lambda: deque(maxlen=10))
+    foreign_changes: tuple[float, ...] = ()
+    """When the last :data:`FOREIGN_KEPT` foreign scale changes were seen."""
     holding_for_conflict: bool = False
     annotation: str = ""
+    metrics: decisions.TargetMetrics | None = None
+    """Its own series' label children, bound on first use."""
 
 
 class IsvcAnnotator:
@@ -112,6 +124,9 @@ class ScalingLoop:
         self.state: dict[TargetKey, TargetState] = {}
         self.snapshot: MetricsSnapshot | None = None
         self.pod_index: list[PodTarget] = []
+        self._targets = TargetIndex(namespaces)
+        self._pods = PodIndex()
+        self._pods_by_target: dict[TargetKey, list[PodTarget]] | None = None
 
     async def run(self) -> None:
         """Tick forever at ``tick_seconds`` (measured from tick start); cancel to stop."""
@@ -130,8 +145,10 @@ class ScalingLoop:
         now = self.clock()
         if self.prepare is not None:
             self.prepare()
-        wanted = targets(self.isvcs(), self.namespaces)
-        self.pod_index = pod_targets(self.pods(), wanted)
+        wanted = self._targets.update(self.isvcs())
+        self.pod_index = self._pods.update(self.pods(), wanted)
+        self._pods_by_target = None
+        self.snapshot = None  # the last one is not needed while the next one is built
         snapshot = await self.source.snapshot(self.pod_index, now)
         self.snapshot = snapshot
         made = getattr(getattr(self.source, "stats", None), "last_requests", 0)
@@ -146,23 +163,28 @@ class ScalingLoop:
         self.telemetry.targets.set(len(wanted))
         if not snapshot.available:
             self.telemetry.errors.labels("snapshot-unavailable").inc()
-        pods_by_target: dict[TargetKey, list[PodTarget]] = {}
-        for p in self.pod_index:
-            pods_by_target.setdefault(p.isvc, []).append(p)
-        await asyncio.gather(
-            *(self._guarded(t, snapshot, pods_by_target.get(t.key, []), now) for t in wanted)
-        )
+        await asyncio.gather(*(self._guarded(t, snapshot, now) for t in wanted))
         for gone in set(self.state) - {t.key for t in wanted}:
             del self.state[gone]
             self.telemetry.forget(gone.namespace, gone.name)
         self.telemetry.tick.observe(time.perf_counter() - t0)
         return snapshot
 
-    async def _guarded(
-        self, t: Target, snapshot: MetricsSnapshot, pods: list[PodTarget], now: float
-    ) -> None:
+    def _signals(self, key: TargetKey, snapshot: MetricsSnapshot) -> TargetSignals:
+        """The target's signals; its pods without samples when the snapshot has none."""
+        signals = snapshot.targets.get(key)
+        if signals:
+            return signals
+        if self._pods_by_target is None:  # grouped once per tick, only when needed
+            self._pods_by_target = {}
+            for p in self.pod_index:
+                self._pods_by_target.setdefault(p.isvc, []).append(p)
+        return decisions.signals_without_samples(key, self._pods_by_target.get(key, []))
+
+    async def _guarded(self, t: Target, snapshot: MetricsSnapshot, now: float) -> None:
         try:
-            await asyncio.wait_for(self._one(t, snapshot, pods, now), timeout=self.target_timeout)
+            async with asyncio.timeout(self.target_timeout):
+                await self._one(t, snapshot, now)
         except TimeoutError:
             self.telemetry.errors.labels("target-timeout").inc()
             log.warning(
@@ -172,10 +194,10 @@ class ScalingLoop:
             self.telemetry.errors.labels("target").inc()
             log.exception("%s: scaling failed", t.key)
 
-    async def _one(
-        self, t: Target, snapshot: MetricsSnapshot, pods: list[PodTarget], now: float
-    ) -> None:
-        st = self.state.setdefault(t.key, TargetState())
+    async def _one(self, t: Target, snapshot: MetricsSnapshot, now: float) -> None:
+        st = self.state.get(t.key)
+        if st is None:
+            st = self.state[t.key] = TargetState()
         ns = t.key.namespace
         spec, errors = self.decider.resolve(t.isvc)
         if errors:
@@ -193,8 +215,10 @@ class ScalingLoop:
         scale = await self.scaler.get_scale(ns, t.predictor)
         if scale is None:
             return  # the reconciler has not created the predictor yet
-        await self._note_foreign_change(t, st, scale.replicas, now)
-        signals = snapshot.targets.get(t.key) or decisions.signals_without_samples(t.key, pods)
+        written = st.last_written
+        if st.foreign_changes or st.holding_for_conflict or written not in (None, scale.replicas):
+            await self._note_foreign_change(t, st, scale.replicas, now)  # else: nothing to note
+        signals = self._signals(t.key, snapshot)
         record, st.policy_state = self.decider.decide(
             signals,
             spec,
@@ -214,8 +238,12 @@ class ScalingLoop:
             # and its memory stays flat.
             st.history[-1] = record
         else:
+            if len(st.history) >= HISTORY:
+                del st.history[0]
             st.history.append(record)
-        decisions.observe(self.telemetry, t.key, record, scale.replicas, signals)
+        if st.metrics is None:
+            st.metrics = decisions.TargetMetrics(self.telemetry, t.key)
+        decisions.observe(self.telemetry, t.key, record, scale.replicas, signals, st.metrics)
         desired = record.desired
         if desired != scale.replicas and st.holding_for_conflict:
             log.info(
@@ -226,7 +254,9 @@ class ScalingLoop:
             )
         elif desired != scale.replicas:
             await self._write(t, st, scale, record)
-        await self._annotate(t, st, record.summary)
+        summary = record.summary
+        if self.annotator is not None and summary != st.annotation:
+            await self._annotate(t, st, summary)
 
     async def _note_foreign_change(
         self, t: Target, st: TargetState, current: int, now: float
@@ -240,7 +270,7 @@ class ScalingLoop:
             )
         if st.last_written is None or current == st.last_written:
             return
-        st.foreign_changes.append(now)
+        st.foreign_changes = (*st.foreign_changes, now)[-FOREIGN_KEPT:]
         recent.append(now)
         log.warning(
             "%s: replicas changed to %d by someone else (we set %d); adopting it",
