@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 from policies import formulas
 from policies.decision import Decision, Proposal, Rule
@@ -90,6 +91,8 @@ class DefaultPolicy:
     """Target tracking with panic, cold-start, N−1, stabilization and missing-data rules."""
 
     name = "default"
+    keeps_history = False
+    """Whether :attr:`PolicyState.history` is recorded (only trend policies read it)."""
 
     def extra_proposals(
         self,
@@ -216,8 +219,12 @@ class DefaultPolicy:
                 st.saturation, view.ready, now, spec.max_sample_age_s
             ),
             history=(
-                *st.history,
-                (now, {p.signal: p.total for p in with_data if p.total is not None}),
+                (
+                    *st.history,
+                    (now, {p.signal: p.total for p in with_data if p.total is not None}),
+                )
+                if self.keeps_history
+                else ()
             ),
         )
         extra = self.extra_proposals(proposals, spec, st, now, current)
@@ -227,7 +234,7 @@ class DefaultPolicy:
         if signals.demand is None:
             proposal = max(proposal, 1)  # 0 only when a demand signal could wake it again
         summary = "; ".join(describe(p) for p in all_props)
-        st = replace(st, recommendations=(*st.recommendations, (now, proposal)))
+        st = replace(st, recommendations=_recommend(st.recommendations, now, proposal))
         panic = [
             p
             for p in with_data
@@ -437,10 +444,37 @@ class DefaultPolicy:
         return done(desired, rule, reason, proposals, None, st)
 
 
+def _recommend(
+    recs: tuple[tuple[float, int], ...], now: float, proposal: int
+) -> tuple[tuple[float, int], ...]:
+    """Append ``(now, proposal)``; a run of equal proposals keeps only its latest entry.
+
+    The windows take the min or max of the proposals younger than the window, and a run's
+    latest entry is in any window that holds one of its entries, so the result is the same,
+    while a steady target keeps a handful of entries instead of one per tick (a 300 s window at
+    a 1 s tick was 301 entries per InferenceService). Example: ``((0, 3), (5, 4))`` + (6, 4)
+    → ``((0, 3), (6, 4))``.
+    """
+    if recs and recs[-1][1] == proposal:
+        return (*recs[:-1], (now, proposal))
+    return (*recs, (now, proposal))
+
+
+def _expired(entries: tuple[tuple[float, Any], ...], now: float, keep: float) -> bool:
+    """Whether the oldest entry (entries are in time order) is older than ``keep``."""
+    return bool(entries) and now - entries[0][0] > keep
+
+
 def _prune(st: PolicyState, spec: ScalingSpec, now: float) -> PolicyState:
-    """Forget what no window can look at any more."""
+    """Forget what no window can look at any more (a no-op, no copy, when nothing expired)."""
     keep_recs = max(spec.scale_up_window_s, spec.scale_down_window_s)
     keep_events = max(spec.scale_up.longest_period_s, spec.scale_down.longest_period_s)
+    if not (
+        _expired(st.recommendations, now, keep_recs)
+        or _expired(st.scale_events, now, keep_events)
+        or _expired(st.history, now, spec.forecast_window_s)
+    ):
+        return st
     return replace(
         st,
         recommendations=tuple(r for r in st.recommendations if now - r[0] <= keep_recs),

@@ -25,6 +25,7 @@ class ForecastPolicy(DefaultPolicy):
     """:class:`~policies.default.DefaultPolicy` + trend proposals (see the module docstring)."""
 
     name = "forecast"
+    keeps_history = True
 
     def extra_proposals(
         self,

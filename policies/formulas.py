@@ -41,10 +41,11 @@ def pod_value(pod: PodSignals, signal: str, now: float, max_age: float) -> float
             pod_value(pod, Signal.RUNNING, now, max_age),
         ]
         return None if None in parts else sum(p for p in parts if p is not None)
-    sample: Sample | None = pod.get(Signal(signal))
-    if sample is None or not sample.is_fresh(now, max_age):
+    sample: Sample | None = getattr(pod, signal)  # the signal names are the field names
+    if sample is None or now - sample.at > max_age:
         return None
-    return sample.value
+    value = sample.value
+    return value if math.isfinite(value) else None
 
 
 def signal_proposal(

@@ -10,6 +10,8 @@ import itertools
 import math
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from policies import PolicyState, make_policy
 from policies.decision import Rule
@@ -473,3 +475,36 @@ def test_learned_capacity_stops_a_scale_down_that_queue_and_kv_would_allow() -> 
     assert d.inputs["capacity_floor"] == 6  # ceil(300 / (60 × 0.9))
     assert d.desired_replicas == 6
     assert d.rule == Rule.N_MINUS_1
+
+
+@given(
+    st.lists(st.integers(min_value=0, max_value=4), min_size=1, max_size=60),
+    st.integers(min_value=0, max_value=60),
+    st.integers(min_value=0, max_value=60),
+    st.integers(min_value=0, max_value=5),
+)
+def test_compressed_recommendations_stabilize_exactly_as_the_full_list(
+    proposals: list[int], up_window: int, down_window: int, current: int
+) -> None:
+    """One entry per run of equal proposals gives the same stabilized count as one per tick,
+    for every window and current count."""
+    from policies import formulas
+    from policies.default import _recommend
+
+    full: list[tuple[float, int]] = []
+    kept: tuple[tuple[float, int], ...] = ()
+    for t, p in enumerate(proposals):
+        now = float(t)
+        assert formulas.stabilize(
+            kept, p, current, now, up_window, down_window
+        ) == formulas.stabilize(full, p, current, now, up_window, down_window)
+        full.append((now, p))
+        kept = _recommend(kept, now, p)
+    assert len(kept) == 1 + sum(a != b for a, b in itertools.pairwise(proposals))
+
+
+def test_only_trend_policies_keep_a_signal_history() -> None:
+    _, state = decide(fleet(2, 0, queue=1, kv=0.3), 2, 0, None)
+    assert state.history == ()
+    _, state = make_policy("forecast").decide(fleet(2, 0, queue=1, kv=0.3), SPEC, None, 0, 2)
+    assert len(state.history) == 1
