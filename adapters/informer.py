@@ -10,8 +10,10 @@ An :class:`Informer` lists a resource, keeps every object as raw JSON (``dict``)
 * bookmarks advance the version without touching the store.
 
 Raw JSON rather than generated models: no per-object deserialisation cost, and every field the
-apiserver sends (including those newer than the client) is kept. Consumers get a callback per
-change and read the store; the store is only written by the informer's own task.
+apiserver sends (including those newer than the client) is kept, unless a ``transform`` keeps
+less (client-go's ``SetTransform``: a cache of thousands of Deployments that only needs their
+replicas should not hold their pod templates). Consumers get a callback per change and read the
+store; the store is only written by the informer's own task.
 """
 
 from __future__ import annotations
@@ -66,6 +68,7 @@ class Informer:
         args: tuple[Any, ...] = (),
         label_selector: str | None = None,
         on_event: Handler | None = None,
+        transform: Callable[[JSON], JSON] | None = None,
         watch_timeout: int = 300,
         backoff: float = 1.0,
         max_backoff: float = 30.0,
@@ -75,6 +78,9 @@ class Informer:
         self.args = args
         self.label_selector = label_selector
         self.handlers: list[Handler] = [on_event] if on_event else []
+        self.transform = transform
+        """Applied to every object before it is stored (and handed to the handlers); it must
+        keep ``metadata.name``, ``namespace`` and ``resourceVersion``."""
         self.watch_timeout = watch_timeout
         self.backoff = backoff
         self.max_backoff = max_backoff
@@ -111,7 +117,10 @@ class Informer:
         resp = await self.list_fn(*self.args, **self._kwargs())
         body = json.loads(await resp.read())
         self.stats.lists += 1
-        fresh = {key_of(o): o for o in body.get("items") or []}
+        items = body.get("items") or []
+        if self.transform is not None:
+            items = [self.transform(o) for o in items]
+        fresh = {key_of(o): o for o in items}
         old = self.store
         self.store = fresh
         self.resource_version = (body.get("metadata") or {}).get("resourceVersion")
@@ -156,6 +165,8 @@ class Informer:
             self.resource_version = rv
         if kind == "BOOKMARK":
             return
+        if self.transform is not None:
+            obj = self.transform(obj)
         k = key_of(obj)
         if kind == "DELETED":
             self.store.pop(k, None)

@@ -3,8 +3,9 @@
 One tick: read the targets and their pods from the caches; take ONE metrics snapshot for all
 of them (one PromQL query per signal, or one concurrent round of scrapes); then, for every
 target concurrently and each within its own time budget (one slow InferenceService never
-delays the others): resolve its spec, ask the policy, and when the decision differs from the
-scale subresource, write it (optimistic concurrency), record an Event (``ScaledUp`` /
+delays the others): resolve its spec, read its current scale (in the service a cache lookup,
+:class:`~adapters.kube.CachedScaler`: no API request), ask the policy, and when the decision
+differs from the scale, write it (optimistic concurrency), record an Event (``ScaledUp`` /
 ``ScaledDown`` with the rule and reason) and the decision annotation.
 
 Rules that keep the loop from doing harm:

@@ -1,7 +1,10 @@
 """The service: wiring of the caches, the leader-only workers and the servers.
 
-Both replicas run the informers (InferenceServices, predictor pods, dcgm-exporter pods), the
-HTTP server (own metrics, probes) and the external metrics API. Only the Lease holder runs the
+Both replicas run the informers (InferenceServices, predictor pods, predictor Deployments,
+dcgm-exporter pods), the HTTP server (own metrics, probes) and the external metrics API. The
+scaling loop reads everything from these caches, the current replicas included (the predictor
+Deployments' cache, through :class:`~adapters.kube.CachedScaler`), and talks to the API server
+only to write: a scale, an Event, the decision annotation. Only the Lease holder runs the
 scaling loop and the InferenceService reconciler; losing the Lease cancels them before another
 replica may take over (see :mod:`adapters.lease`). Everything long-running is started through
 one :class:`~autoscaler.supervisor.Supervisor` and stopped in reverse order.
@@ -20,7 +23,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from adapters.informer import Informer
-from adapters.kube import EventRecorder, Scaler
+from adapters.kube import CachedScaler, EventRecorder, Scaler, slim_deployment
 from adapters.lease import LeaderElector
 from adapters.prometheus import PrometheusSource
 from adapters.scrape import DirectScrapeSource
@@ -90,6 +93,7 @@ class Service:
         s = self.settings
         self.api = await kube_client(s)
         custom, core = client.CustomObjectsApi(self.api), client.CoreV1Api(self.api)
+        apps = client.AppsV1Api(self.api)
         self.informers = {
             "isvcs": Informer(
                 custom.list_cluster_custom_object,
@@ -98,6 +102,14 @@ class Service:
             ),
             "pods": Informer(
                 core.list_pod_for_all_namespaces, name="predictor-pods", label_selector=ISVC_LABEL
+            ),
+            # The loop's current replicas: KServe and our reconciler label every predictor
+            # Deployment with the ISVC label. Only replicas and versions are kept.
+            "deployments": Informer(
+                apps.list_deployment_for_all_namespaces,
+                name="predictor-deployments",
+                label_selector=ISVC_LABEL,
+                transform=slim_deployment,
             ),
         }
         if s.metrics_source == "direct":
@@ -111,11 +123,17 @@ class Service:
             self.sup.start(f"informer/{name}", inf.run)
         self.source = make_source(s)
         recorder = EventRecorder(core, host=s.identity)
+        deployments = self.informers["deployments"]
+        scaler = CachedScaler(
+            lambda ns, name: deployments.get(f"{ns}/{name}"),
+            Scaler(apps),
+            synced=deployments.synced.is_set,
+        )
         self.loop = ScalingLoop(
             isvcs=self.informers["isvcs"].list,
             pods=self.informers["pods"].list,
             source=self.source,
-            scaler=Scaler(client.AppsV1Api(self.api)),
+            scaler=scaler,
             recorder=recorder,
             annotator=IsvcAnnotator(custom),
             decider=decisions.Decider(),
