@@ -3,11 +3,12 @@
 The real :class:`autoscaler.scaling.ScalingLoop` (real targets, real
 :class:`autoscaler.decisions.Decider` with the default policy, real :class:`Telemetry`) over
 1k, 5k and 10k InferenceServices × 4 pods. The Kubernetes side is faked at our seams (the
-ISVC/pod lists the informer caches would hold, a scale client, an event sink, an annotator: all
-in memory, as in ``tests/unit/test_scaling_loop.py``). Metrics come from the real
-:class:`adapters.prometheus.PrometheusSource` over HTTP against a tiny fake Prometheus (aiohttp,
-its own process) that answers every instant query with a synthetic vector for all pods, stamped
-with the current time, and counts the queries it receives.
+ISVC/pod lists and the slimmed predictor Deployments the informer caches would hold, read
+through the service's :class:`adapters.kube.CachedScaler`; the API server's scale writes, an
+event sink, an annotator: all in memory, as in ``tests/unit/test_scaling_loop.py``). Metrics
+come from the real :class:`adapters.prometheus.PrometheusSource` over HTTP against a tiny fake
+Prometheus (aiohttp, its own process) that answers every instant query with a synthetic vector
+for all pods, stamped with the current time, and counts the queries it receives.
 
 Baseline, measured in the same run against the same fake Prometheus: a naive per-ISVC source —
 one query per signal per InferenceService (``…{namespace="bench",pod=~"<isvc>-predictor-.*"}``),
@@ -47,7 +48,7 @@ from aiohttp import web
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from adapters.kube import Scale  # noqa: E402
+from adapters.kube import CachedScaler, Scale, deployment_scale, slim_deployment  # noqa: E402
 from adapters.prometheus import PrometheusError, PrometheusSource, _vector, build_queries, join  # noqa: E402
 from adapters.source import PodKey, PodTarget, assemble  # noqa: E402
 from autoscaler.commands.run import GC_THRESHOLDS, tune_gc  # noqa: E402
@@ -125,21 +126,47 @@ def serve_prometheus(port: int, isvcs: int) -> None:
 
 
 # ------------------------------------------------------------------------ fakes at our seams
-class FakeScaler:
-    """Every predictor at 4 replicas; writes are recorded and applied in memory."""
+class FakeApi:
+    """The API server's side of the scale subresource, in memory: a write bumps the
+    Deployment's resourceVersion in the informer cache at once (a watch event with no lag)."""
 
-    def __init__(self) -> None:
-        self.replicas: dict[str, int] = {}
+    def __init__(self, cache: dict[tuple[str, str], dict[str, Any]]) -> None:
+        self.cache = cache
         self.writes = 0
 
     async def get_scale(self, namespace: str, name: str) -> Scale | None:
-        n = self.replicas.get(name, PODS)
-        return Scale(n, n, "1")
+        d = self.cache.get((namespace, name))
+        return None if d is None else deployment_scale(d)
 
     async def set_replicas(self, namespace: str, name: str, replicas: int, expect: Scale) -> Scale:
-        self.replicas[name] = replicas
         self.writes += 1
-        return Scale(replicas, replicas, "2")
+        rv = str(int(expect.resource_version) + 1)
+        self.cache[(namespace, name)] = slim_deployment(
+            {
+                "metadata": {"name": name, "namespace": namespace, "resourceVersion": rv},
+                "spec": {"replicas": replicas},
+                "status": {"replicas": replicas},
+            }
+        )
+        return Scale(replicas, replicas, rv)
+
+
+def deployments(isvcs: int) -> dict[tuple[str, str], dict[str, Any]]:
+    """The predictor Deployments as the service's informer keeps them (slimmed)."""
+    return {
+        (NS, f"isvc-{i}-predictor"): slim_deployment(
+            {
+                "metadata": {
+                    "name": f"isvc-{i}-predictor",
+                    "namespace": NS,
+                    "resourceVersion": "1",
+                },
+                "spec": {"replicas": PODS},
+                "status": {"replicas": PODS},
+            }
+        )
+        for i in range(isvcs)
+    }
 
 
 class FakeRecorder:
@@ -268,7 +295,10 @@ async def run_one(mode: str, isvcs: int, prom_url: str, ticks: int) -> dict[str,
         source = PrometheusSource(prom_url, namespaces=(NS,), timeout=60)
     else:
         source = PerIsvcPrometheusSource(prom_url)
-    scaler, recorder = FakeScaler(), FakeRecorder()
+    cache = deployments(isvcs)
+    api, recorder = FakeApi(cache), FakeRecorder()
+    # the service's read path: the Deployment cache, the API only for writes
+    scaler = CachedScaler(lambda ns, name: cache.get((ns, name)), api)
     loop = ScalingLoop(
         isvcs=lambda: objs,
         pods=lambda: pods,
@@ -312,7 +342,7 @@ async def run_one(mode: str, isvcs: int, prom_url: str, ticks: int) -> dict[str,
         "queries_per_tick": sorted(set(per_tick)),
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "rss_mb": rss_now_mb(),
-        "writes": scaler.writes,
+        "writes": api.writes,
         "complete": complete,
     }
 
@@ -416,13 +446,14 @@ def table(args: argparse.Namespace, results: list[dict[str, Any]], cmd: str) -> 
         "",
         "`complete` = every pod got a queue-depth sample in every tick (no silent gaps). "
         "Tick time includes parsing every Prometheus answer, the join to the pod cache, every "
-        "decision, the per-ISVC telemetry and the (fake) scale reads; not the real API server's "
-        "latency for `get_scale` (in production the scale reads go to the API server; see "
-        "`bench_reaction.py` for the live path). RSS includes the fake ISVC/pod caches, which "
-        "are smaller than real informer objects. The timed ticks run back to back, so the "
-        "policy's windows (300 s of recommendations, 120 s of forecast history per ISVC) hold "
-        "a dozen entries, not the few hundred of a service ticking every second: its state, "
-        "and so RSS and decision time, are larger in steady state."
+        "decision, the per-ISVC telemetry and the scale reads, which are, as in the service, "
+        "lookups in the slimmed predictor Deployment cache (`adapters.kube.CachedScaler`, "
+        "included in the RSS): a tick sends the API server only writes (here in memory; the "
+        "live path is `bench_reaction.py`). RSS includes the fake ISVC/pod caches, which are "
+        "smaller than real informer objects. The timed ticks run back to back, so the policy's "
+        "300 s window holds only their proposals; in steady state it keeps one entry per run "
+        "of equal proposals (`policies.default._recommend`), a handful per ISVC, and the "
+        "default policy keeps no signal history."
         + ("" if psutil_ok else " psutil is not installed: RSS is the peak (ru_maxrss)."),
     ]
     return "\n".join(rows) + "\n"
