@@ -190,6 +190,12 @@ class CachedScaler:
     async def get_scale(self, namespace: str, name: str) -> Scale | None:
         if not self.synced():
             return await self.writer.get_scale(namespace, name)
+        return self.peek(namespace, name)
+
+    def peek(self, namespace: str, name: str) -> Scale | None:
+        """:meth:`get_scale` without awaiting: the cached answer. Only valid once ``synced()``
+        (the scaling loop decides a target inline, without a task of its own, when it can
+        read its scale this way)."""
         key = (namespace, name)
         obj = self.deployment(namespace, name)
         if obj is None:

@@ -2,11 +2,16 @@
 
 One tick: read the targets and their pods from the caches; take ONE metrics snapshot for all
 of them (one PromQL query per signal, or one concurrent round of scrapes); then, for every
-target concurrently and each within its own time budget (one slow InferenceService never
-delays the others): resolve its spec, read its current scale (in the service a cache lookup,
-:class:`~adapters.kube.CachedScaler`: no API request), ask the policy, and when the decision
+target: resolve its spec, read its current scale, ask the policy, and when the decision
 differs from the scale, write it (optimistic concurrency), record an Event (``ScaledUp`` /
 ``ScaledDown`` with the rule and reason) and the decision annotation.
+
+Deciding is CPU only: in the service the scale is a cache lookup
+(:class:`~adapters.kube.CachedScaler`, no API request), so every target is decided inline, one
+after the other, and only the API calls the decisions lead to run concurrently, each target's
+in order and within its own time budget (one slow InferenceService never delays the others).
+Where the scale must be read through the API (a scaler without a synced cache), each target's
+read and decision get their own task and budget instead.
 
 Rules that keep the loop from doing harm:
 
@@ -29,7 +34,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -128,6 +133,8 @@ class ScalingLoop:
         self._targets = TargetIndex(namespaces)
         self._pods = PodIndex()
         self._pods_by_target: dict[TargetKey, list[PodTarget]] | None = None
+        self._actions: dict[TargetKey, list[Coroutine[Any, Any, None]]] = {}
+        """API calls the decisions of this tick lead to, per target, run in order."""
 
     async def run(self) -> None:
         """Tick forever at ``tick_seconds`` (measured from tick start); cancel to stop."""
@@ -164,7 +171,24 @@ class ScalingLoop:
         self.telemetry.targets.set(len(wanted))
         if not snapshot.available:
             self.telemetry.errors.labels("snapshot-unavailable").inc()
-        await asyncio.gather(*(self._guarded(t, snapshot, now) for t in wanted))
+        self._actions = {}
+        peek: Callable[[str, str], Any] | None = getattr(self.scaler, "peek", None)
+        synced: Callable[[], bool] = getattr(self.scaler, "synced", lambda: peek is not None)
+        awaited: list[Target] = []
+        if peek is not None and synced():
+            # Deciding is CPU only once the scale is a cache lookup: done inline, no task per
+            # target; only the API calls a decision leads to get a task (below).
+            for t in wanted:
+                try:
+                    self._decide(t, snapshot, now, peek(t.key.namespace, t.predictor))
+                except Exception:
+                    self.telemetry.errors.labels("target").inc()
+                    log.exception("%s: scaling failed", t.key)
+        else:
+            awaited = wanted
+        await asyncio.gather(*(self._guarded(t, snapshot, now) for t in awaited))
+        actions, self._actions = self._actions, {}
+        await asyncio.gather(*(self._act(key, steps) for key, steps in actions.items()))
         for gone in set(self.state) - {t.key for t in wanted}:
             del self.state[gone]
             self.telemetry.forget(gone.namespace, gone.name)
@@ -183,42 +207,69 @@ class ScalingLoop:
         return decisions.signals_without_samples(key, self._pods_by_target.get(key, []))
 
     async def _guarded(self, t: Target, snapshot: MetricsSnapshot, now: float) -> None:
+        """Read the scale through the API (no cache) and decide, within the target's budget."""
         try:
             async with asyncio.timeout(self.target_timeout):
-                await self._one(t, snapshot, now)
+                scale = await self.scaler.get_scale(t.key.namespace, t.predictor)
+            self._decide(t, snapshot, now, scale)
         except TimeoutError:
             self.telemetry.errors.labels("target-timeout").inc()
             log.warning(
-                "%s: decide+act exceeded %.1fs; skipped this tick", t.key, self.target_timeout
+                "%s: reading the scale exceeded %.1fs; skipped this tick",
+                t.key,
+                self.target_timeout,
             )
         except Exception:
             self.telemetry.errors.labels("target").inc()
             log.exception("%s: scaling failed", t.key)
 
-    async def _one(self, t: Target, snapshot: MetricsSnapshot, now: float) -> None:
+    def _later(self, key: TargetKey, step: Coroutine[Any, Any, None]) -> None:
+        """Queue an API call of this tick for ``key`` (after its earlier ones)."""
+        self._actions.setdefault(key, []).append(step)
+
+    async def _act(self, key: TargetKey, steps: list[Coroutine[Any, Any, None]]) -> None:
+        """Run one target's API calls in order, within its own budget: one slow or failing
+        InferenceService never delays or breaks the others."""
+        try:
+            async with asyncio.timeout(self.target_timeout):
+                for step in steps:
+                    await step
+        except TimeoutError:
+            self.telemetry.errors.labels("target-timeout").inc()
+            log.warning("%s: acting exceeded %.1fs; skipped this tick", key, self.target_timeout)
+        except Exception:
+            self.telemetry.errors.labels("target").inc()
+            log.exception("%s: scaling failed", key)
+        finally:
+            for step in steps:
+                step.close()  # the ones a timeout or an error left unstarted
+
+    def _decide(self, t: Target, snapshot: MetricsSnapshot, now: float, scale: Any) -> None:
+        """Decide one target (CPU only); the API calls it leads to are queued (:meth:`_later`)."""
         st = self.state.get(t.key)
         if st is None:
             st = self.state[t.key] = TargetState()
-        ns = t.key.namespace
         spec, errors = self.decider.resolve(t.isvc)
         if errors:
             if tuple(errors) != st.spec_errors:
                 st.spec_errors = tuple(errors)
                 msg = "; ".join(errors)
                 log.warning("%s: invalid scaling spec, replicas left as they are: %s", t.key, msg)
-                await self.recorder.record(
-                    t.isvc, type_="Warning", reason="InvalidScalingSpec", message=msg
+                self._later(
+                    t.key,
+                    self.recorder.record(
+                        t.isvc, type_="Warning", reason="InvalidScalingSpec", message=msg
+                    ),
                 )
-                await self._annotate(t, st, f"invalid-spec: {msg}")
+                self._later(t.key, self._annotate(t, st, f"invalid-spec: {msg}"))
             self.telemetry.errors.labels("invalid-spec").inc()
             return
         st.spec_errors = ()
-        scale = await self.scaler.get_scale(ns, t.predictor)
         if scale is None:
             return  # the reconciler has not created the predictor yet
         written = st.last_written
         if st.foreign_changes or st.holding_for_conflict or written not in (None, scale.replicas):
-            await self._note_foreign_change(t, st, scale.replicas, now)  # else: nothing to note
+            self._note_foreign_change(t, st, scale.replicas, now)  # else: nothing to note
         signals = self._signals(t.key, snapshot)
         record, st.policy_state = self.decider.decide(
             signals,
@@ -254,14 +305,12 @@ class ScalingLoop:
                 desired,
             )
         elif desired != scale.replicas:
-            await self._write(t, st, scale, record)
+            self._later(t.key, self._write(t, st, scale, record))
         summary = record.summary
         if self.annotator is not None and summary != st.annotation:
-            await self._annotate(t, st, summary)
+            self._later(t.key, self._annotate(t, st, summary))
 
-    async def _note_foreign_change(
-        self, t: Target, st: TargetState, current: int, now: float
-    ) -> None:
+    def _note_foreign_change(self, t: Target, st: TargetState, current: int, now: float) -> None:
         """Detect a scale we did not write; adopt it, and stop writing if it keeps happening."""
         recent = [x for x in st.foreign_changes if now - x <= FOREIGN_WINDOW_S]
         if st.holding_for_conflict and not recent:
@@ -288,12 +337,18 @@ class ScalingLoop:
                     f"{FOREIGN_WINDOW_S:.0f}s by another writer (an HPA or a person?); "
                     "llm-autoscaler stops writing to it until that stops"
                 )
-                await self.recorder.record(
-                    t.isvc, type_="Warning", reason="ScalerConflict", message=msg
+                self._later(
+                    t.key,
+                    self.recorder.record(
+                        t.isvc, type_="Warning", reason="ScalerConflict", message=msg
+                    ),
                 )
             return
         msg = f"replicas changed to {current} by another writer; adopted as the new baseline"
-        await self.recorder.record(t.isvc, type_="Normal", reason="ScaledExternally", message=msg)
+        self._later(
+            t.key,
+            self.recorder.record(t.isvc, type_="Normal", reason="ScaledExternally", message=msg),
+        )
 
     async def _write(
         self, t: Target, st: TargetState, scale: Any, record: decisions.Record

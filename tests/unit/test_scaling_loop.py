@@ -93,6 +93,8 @@ class FakeScaler:
         return Scale(self.replicas[name], self.replicas[name], str(self.version))
 
     async def set_replicas(self, namespace: str, name: str, replicas: int, expect: Scale) -> Scale:
+        if name.removesuffix("-predictor") in self.slow:
+            await asyncio.sleep(10)
         if self.conflict_once:
             self.conflict_once = False
             raise ScaleConflictError(name)
@@ -100,6 +102,35 @@ class FakeScaler:
         self.version += 1
         self.writes.append((name, replicas))
         return Scale(replicas, replicas, str(self.version))
+
+
+class CachedFakeScaler(FakeScaler):
+    """Reads answered at once from a cache, as the service's ``CachedScaler``: the loop then
+    decides every target inline and only its API writes are concurrent (and slow ones are the
+    writes)."""
+
+    def peek(self, namespace: str, name: str) -> Scale | None:
+        if name not in self.replicas:
+            return None
+        return Scale(self.replicas[name], self.replicas[name], str(self.version))
+
+    async def get_scale(self, namespace: str, name: str) -> Scale | None:
+        raise AssertionError("a cached scaler is read with peek()")
+
+    def synced(self) -> bool:
+        return True
+
+
+SCALER = {"api-reads": FakeScaler, "cache-reads": CachedFakeScaler}
+_scaler_kind = ["api-reads"]
+
+
+@pytest.fixture(autouse=True, params=sorted(SCALER))
+def scaler_kind(request: pytest.FixtureRequest) -> str:
+    """Every test runs with scale reads through the API (a task per target) and from the
+    Deployment cache (inline decisions, tasks only for the writes)."""
+    _scaler_kind[0] = request.param
+    return str(request.param)
 
 
 class FakeRecorder:
@@ -125,7 +156,7 @@ class World:
     def __init__(self, *isvcs: dict[str, Any]) -> None:
         self.isvcs = list(isvcs)
         self.pods: list[dict[str, Any]] = []
-        self.source, self.scaler = FakeSource(), FakeScaler()
+        self.source, self.scaler = FakeSource(), SCALER[_scaler_kind[0]]()
         self.recorder, self.annotator = FakeRecorder(), FakeAnnotator()
         self.now = 1_800_000_000.0
         self.loop = ScalingLoop(
