@@ -195,58 +195,33 @@ def observe(
 
 
 DESIRED, CURRENT, MIN, MAX, READY = range(5)
-"""The per-ISVC gauges of :class:`TargetMetrics` (:attr:`Telemetry.desired` and so on)."""
-OBSERVED, TARGET = 0, 2
-"""The per-signal gauges (:attr:`Telemetry.observed`, :attr:`Telemetry.target`)."""
+"""The per-ISVC gauges of :class:`TargetMetrics`, in :data:`autoscaler.telemetry.GAUGES` order."""
+OBSERVED, TARGET = 0, 1
+"""The per-signal gauges (``llm_autoscaler_signal_observed``, ``..._target``)."""
 
 
 class TargetMetrics:
-    """One InferenceService's own series (``llm_autoscaler_*{namespace, isvc, ...}``).
+    """One InferenceService's own series (``llm_autoscaler_*{namespace, isvc, ...}``): its
+    row in :class:`~autoscaler.telemetry.IsvcSeries`, looked up once and kept. A series
+    appears when first set; :meth:`Telemetry.forget` drops the gauges with the target."""
 
-    Each label child is bound on first use (the series appears when first set, as with
-    ``labels()``) and kept: ``labels()`` takes a lock and builds the label tuple on every
-    call, a dozen times per target per tick. A gauge is written only when its value changes
-    (nothing else writes these children). Drop it with the target: :meth:`Telemetry.forget`
-    removes some of these children from their metric.
-    """
-
-    __slots__ = ("_decisions", "_gauges", "_labels", "_signals", "_t")
+    __slots__ = ("_row",)
 
     def __init__(self, t: Telemetry, key: TargetKey) -> None:
-        self._t, self._labels = t, (key.namespace, key.name)
-        self._gauges: list[Any] = [None] * 10  # child, last value; of each of DESIRED … READY
-        self._signals: dict[str, list[Any]] = {}  # signal -> child, value of OBSERVED, TARGET
-        self._decisions: dict[tuple[str, str], Any] = {}
+        self._row = t.isvcs.row(key.namespace, key.name)
 
     def gauge(self, which: int, value: float) -> None:
-        """``<desired|current|min|max|ready>.labels(namespace, isvc).set(value)``."""
-        g, i = self._gauges, 2 * which
-        if g[i] is None:
-            t = self._t
-            family = (t.desired, t.current, t.min, t.max, t.ready)[which]
-            g[i] = family.labels(*self._labels)
-        elif g[i + 1] == value:
-            return
-        g[i].set(value)
-        g[i + 1] = value
+        """Set ``<desired|current|min|max|ready>{namespace, isvc}``."""
+        self._row.gauges[which] = value
 
     def signal_gauge(self, which: int, signal: str, value: float) -> None:
-        """``<observed|target>.labels(namespace, isvc, signal).set(value)``."""
-        g = self._signals.get(signal)
-        if g is None:
-            g = self._signals[signal] = [None] * 4
-        if g[which] is None:
-            family = self._t.observed if which == OBSERVED else self._t.target
-            g[which] = family.labels(*self._labels, signal)
-        elif g[which + 1] == value:
-            return
-        g[which].set(value)
-        g[which + 1] = value
+        """Set ``<observed|target>{namespace, isvc, signal}``."""
+        values = self._row.signals.get(signal)
+        if values is None:
+            values = self._row.signals[signal] = [None, None]
+        values[which] = value
 
     def decided(self, rule: str, direction: str) -> None:
-        """``decisions.labels(namespace, isvc, rule, direction).inc()``."""
-        child = self._decisions.get((rule, direction))
-        if child is None:
-            child = self._t.decisions.labels(*self._labels, rule, direction)
-            self._decisions[(rule, direction)] = child
-        child.inc()
+        """Count ``decisions_total{namespace, isvc, rule, direction}``."""
+        d = self._row.decisions
+        d[(rule, direction)] = d.get((rule, direction), 0) + 1

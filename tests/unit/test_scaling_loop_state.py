@@ -51,6 +51,8 @@ async def test_own_series_follow_every_decision_and_go_with_the_target() -> None
     w.isvcs = []
     await w.tick()
     assert value(w, "llm_autoscaler_desired_replicas") is None  # forgotten with the target
+    assert value(w, "llm_autoscaler_signal_observed", signal="queue_depth") is None
+    assert value(w, "llm_autoscaler_decisions_total", **steady) == 3  # counters stay
     w.isvcs = [isvc("a")]
     await w.tick()
     assert value(w, "llm_autoscaler_desired_replicas") == 2  # and back, bound anew
