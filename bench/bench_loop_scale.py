@@ -48,14 +48,14 @@ from aiohttp import web
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from naive import PerIsvcPrometheusSource  # noqa: E402
+
 from adapters.kube import CachedScaler, Scale, deployment_scale, slim_deployment  # noqa: E402
-from adapters.prometheus import PrometheusError, PrometheusSource, _vector, build_queries, join  # noqa: E402
-from adapters.source import PodKey, PodTarget, assemble  # noqa: E402
+from adapters.prometheus import PrometheusSource, build_queries  # noqa: E402
 from autoscaler.commands.run import GC_THRESHOLDS, tune_gc  # noqa: E402
 from autoscaler.decisions import Decider  # noqa: E402
 from autoscaler.scaling import ScalingLoop  # noqa: E402
 from autoscaler.telemetry import Telemetry  # noqa: E402
-from policies.signals import MetricsSnapshot, Sample, Signal  # noqa: E402
 
 NS = "bench"
 PODS = 4
@@ -222,62 +222,6 @@ def world(isvcs: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
 
 
 # ------------------------------------------------------------------------ baseline source
-class PerIsvcStats:
-    def __init__(self) -> None:
-        self.last_queries = 0
-
-
-class PerIsvcPrometheusSource:
-    """The baseline: one PromQL query per signal per InferenceService, the same PromQL as ours
-    with the ISVC's pods selected; results parsed and joined as ours are."""
-
-    name = "prometheus-per-isvc"
-
-    def __init__(self, url: str, concurrency: int = 64) -> None:
-        self.endpoint = url.rstrip("/") + "/api/v1/query"
-        self.templates = build_queries(namespaces=(NS,))
-        self.sem = asyncio.Semaphore(concurrency)
-        self.stats = PerIsvcStats()
-        self.session: aiohttp.ClientSession | None = None
-
-    @staticmethod
-    def _select(q: str, isvc: str) -> str:
-        pods = f'pod=~"{isvc}-predictor-.*"'
-        q = q.replace(f'namespace=~"{NS}"', f'namespace="{NS}",{pods}')
-        return q.replace("DCGM_FI_DEV_GPU_UTIL", f"DCGM_FI_DEV_GPU_UTIL{{{pods}}}")
-
-    async def _one(self, query: str) -> list[tuple[dict[str, str], float, float]]:
-        assert self.session is not None
-        async with self.sem, self.session.post(self.endpoint, data={"query": query}) as resp:
-            body = json.loads(await resp.text())
-        if body.get("status") != "success":
-            raise PrometheusError(str(body)[:200])
-        return _vector(body["data"])
-
-    async def snapshot(self, targets: Sequence[PodTarget], now: float) -> MetricsSnapshot:
-        if self.session is None:
-            self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64))
-        isvcs = sorted({t.isvc.name for t in targets})
-        jobs = [(s, self._select(q, name)) for name in isvcs for s, q in self.templates.items()]
-        self.stats.last_queries = len(jobs)
-        try:
-            results = await asyncio.gather(*(self._one(q) for _, q in jobs))
-        except (PrometheusError, aiohttp.ClientError) as e:
-            return MetricsSnapshot.unavailable(now, f"prometheus: {e}", source=self.name)
-        known = frozenset(t.key for t in targets)
-        values: dict[PodKey, dict[Signal, Sample]] = {}
-        for (signal, _), series in zip(jobs, results, strict=True):
-            for metric, at, value in series:
-                key = join(metric, known)
-                if key is not None:
-                    values.setdefault(key, {}).setdefault(signal, Sample(value, at))
-        return assemble(targets, values, now, self.name)
-
-    async def close(self) -> None:
-        if self.session is not None:
-            await self.session.close()
-
-
 # ------------------------------------------------------------------------ one configuration
 def rss_now_mb() -> float | None:
     try:
@@ -294,7 +238,7 @@ async def run_one(mode: str, isvcs: int, prom_url: str, ticks: int) -> dict[str,
     if mode == "ours":
         source = PrometheusSource(prom_url, namespaces=(NS,), timeout=60)
     else:
-        source = PerIsvcPrometheusSource(prom_url)
+        source = PerIsvcPrometheusSource(prom_url, build_queries(namespaces=(NS,)), NS)
     cache = deployments(isvcs)
     api, recorder = FakeApi(cache), FakeRecorder()
     # the service's read path: the Deployment cache, the API only for writes

@@ -69,30 +69,29 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench_exposition import vllm_pod  # noqa: E402
+from naive import PerIsvcPrometheusSource  # noqa: E402
 
 import adapters.scrape  # noqa: E402
 from adapters.exposition import Family, Sample, parse  # noqa: E402
 from adapters.extract import vllm_families  # noqa: E402
-from adapters.prometheus import PrometheusSource, _vector, join  # noqa: E402
+from adapters.prometheus import PrometheusSource  # noqa: E402
 from adapters.scrape import DirectScrapeSource  # noqa: E402
-from adapters.source import PodKey, PodTarget, assemble  # noqa: E402
+from adapters.source import PodTarget  # noqa: E402
 from autoscaler.commands.run import tune_gc  # noqa: E402
 from autoscaler.sim import dcgm  # noqa: E402
 from autoscaler.sim.vllm_server import TTFT_BUCKETS  # noqa: E402
-from policies.signals import MetricsSnapshot, Signal, TargetKey  # noqa: E402
-from policies.signals import Sample as SignalSample  # noqa: E402
+from policies.signals import MetricsSnapshot, TargetKey  # noqa: E402
 
 NS = "bench"
 PODS_PER_ISVC = 4
@@ -417,54 +416,6 @@ def complete(snap: MetricsSnapshot, pods: int) -> bool:
     )
 
 
-class PerIsvcSource:
-    """The naive baseline: one query per InferenceService per signal — the PromQL of
-    :class:`PrometheusSource`, narrowed to the ISVC's pods — decoded and joined as ours."""
-
-    name = "prometheus-per-isvc"
-
-    def __init__(self, url: str, queries: dict[Signal, str], concurrency: int = 64) -> None:
-        self.endpoint = url.rstrip("/") + "/api/v1/query"
-        self.queries = queries
-        self.concurrency = concurrency
-        self.session: aiohttp.ClientSession | None = None
-
-    @staticmethod
-    def narrow(q: str, isvc: str) -> str:
-        pods = f'pod=~"{isvc}-predictor-.*"'
-        q = q.replace(f'namespace=~"{NS}"', f'namespace="{NS}",{pods}')
-        return q.replace("DCGM_FI_DEV_GPU_UTIL", f"DCGM_FI_DEV_GPU_UTIL{{{pods}}}")
-
-    async def snapshot(self, targets: Sequence[PodTarget], now: float) -> MetricsSnapshot:
-        if self.session is None:
-            conn = aiohttp.TCPConnector(limit=self.concurrency)
-            self.session = aiohttp.ClientSession(connector=conn)
-        session, sem = self.session, asyncio.Semaphore(self.concurrency)
-        isvcs = sorted({t.isvc.name for t in targets})
-        jobs = [(s, self.narrow(q, i)) for i in isvcs for s, q in self.queries.items()]
-
-        async def one(query: str) -> list[tuple[dict[str, str], float, float]]:
-            async with sem, session.post(self.endpoint, data={"query": query}) as r:
-                body = json.loads(await r.text())
-            if body.get("status") != "success":
-                raise RuntimeError(str(body)[:200])
-            return _vector(body["data"])
-
-        results = await asyncio.gather(*(one(q) for _, q in jobs))
-        known = frozenset(t.key for t in targets)
-        values: dict[PodKey, dict[Signal, SignalSample]] = {}
-        for (signal, _), series in zip(jobs, results, strict=True):
-            for metric, at, value in series:
-                key = join(metric, known)
-                if key is not None:
-                    values.setdefault(key, {}).setdefault(signal, SignalSample(value, at))
-        return assemble(targets, values, now, self.name)
-
-    async def close(self) -> None:
-        if self.session is not None:
-            await self.session.close()
-
-
 def prom_queries_served(url: str) -> int:
     """Instant queries Prometheus has answered, from its own /metrics."""
     with urllib.request.urlopen(f"{url}/metrics", timeout=10) as r:
@@ -536,7 +487,9 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
     source: Any
     if args.one in ("prom", "prom-naive"):
         prom = PrometheusSource(args.prom, namespaces=(NS,), max_age=MAX_AGE, timeout=120)
-        source = prom if args.one == "prom" else PerIsvcSource(args.prom, prom.queries)
+        source = (
+            prom if args.one == "prom" else PerIsvcPrometheusSource(args.prom, prom.queries, NS)
+        )
     else:
         inner = parse if args.one == "direct" else prometheus_client_parse
         adapters.scrape.parse = clock.wrap(inner)  # type: ignore[attr-defined]
